@@ -1,0 +1,43 @@
+# One task runner. `make run` sets everything up and starts the server;
+# `make test` sets everything up and runs the whole test suite (CI runs it).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: setup run test test-fast lint format bench clean
+
+$(STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# llama-cpp-python compiles from source (~8 min the first time; pip caches the wheel).
+	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+	$(BIN)/mongars model prepare
+
+run: setup
+	$(BIN)/mongars serve
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not model and not postgres and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check mongars tests
+	$(BIN)/ruff format --check mongars tests
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format mongars tests
+	$(BIN)/ruff check --fix mongars tests
+
+bench: setup
+	$(BIN)/mongars bench chat
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,62 @@
+"""Alembic environment: the URL comes from the config attribute set by
+mongars.db.migrate (or from MONGARS_* settings when run by `alembic` directly)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from mongars.db.base import import_all_models
+from mongars.db.engine import create_engine
+
+config = context.config
+target_metadata = import_all_models().metadata
+
+
+def _url() -> str:
+    url = config.attributes.get("database_url")
+    if url:
+        return str(url)
+    from mongars.settings import Settings
+
+    return Settings().resolved_database_url
+
+
+def _configure(connection: Connection | None = None, url: str | None = None) -> None:
+    context.configure(
+        connection=connection,
+        url=url,
+        target_metadata=target_metadata,
+        render_as_batch=True,  # SQLite needs batch mode to alter tables
+        compare_type=True,
+        user_module_prefix="mongars.db.base.",
+    )
+
+
+def _run_sync(connection: Connection) -> None:
+    _configure(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = create_engine(_url())
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_sync)
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    _configure(url=_url())
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    existing = config.attributes.get("connection")
+    if existing is not None:
+        _run_sync(existing)
+    else:
+        asyncio.run(_run_async())

@@ -1,0 +1,3 @@
+"""monGARS: a privacy-first, self-hosted AI assistant server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,122 @@
+"""create_app(settings) and the lifespan that builds and disposes every resource."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+
+from mongars import __version__
+from mongars.auth.endpoints import router as auth_router
+from mongars.auth.ratelimit import LoginLimiter
+from mongars.auth.repository import UserRepository
+from mongars.conversation.endpoints import router as conversation_router
+from mongars.db import migrate
+from mongars.db.engine import create_engine, create_session_factory, ping, unit_of_work
+from mongars.deps import RuntimeDep
+from mongars.errors import install_error_handlers
+from mongars.llm.base import LLMProvider
+from mongars.llm.factory import create_provider
+from mongars.observability.metrics import create_metrics
+from mongars.observability.middleware import MetricsMiddleware
+from mongars.runtime import Runtime
+from mongars.settings import Settings, ensure_secret_key
+
+log = logging.getLogger("mongars")
+
+
+def create_app(settings: Settings | None = None, llm: LLMProvider | None = None) -> FastAPI:
+    """Build the app. ``llm`` overrides the provider chosen by settings (tests, benches)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings, llm)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await dispose_runtime(runtime)
+
+    app = FastAPI(
+        title="monGARS",
+        version=__version__,
+        description="Privacy-first, self-hosted AI assistant server.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware)
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(conversation_router)
+    _add_operational_routes(app)
+    return app
+
+
+async def build_runtime(settings: Settings, llm: LLMProvider | None = None) -> Runtime:
+    secret = ensure_secret_key(settings)
+    if settings.db_auto_upgrade:
+        await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+    metrics = create_metrics()
+    llm = llm or create_provider(settings)
+    try:
+        await llm.start()
+        async with unit_of_work(sessions) as session:
+            users = await UserRepository(session).count()
+    except BaseException:
+        await llm.close()
+        await engine.dispose()
+        metrics.shutdown()
+        raise
+    runtime = Runtime(
+        settings=settings,
+        secret=secret,
+        engine=engine,
+        sessions=sessions,
+        llm=llm,
+        metrics=metrics,
+        login_limiter=LoginLimiter(
+            settings.auth.login_limit_per_account, settings.auth.login_limit_per_address
+        ),
+    )
+    if users == 0:
+        runtime.setup_token = secrets.token_urlsafe(24)
+        log.warning(
+            "No users yet. Create the first admin with this one-time setup token:\n\n"
+            "    %s\n\n(POST /api/v1/setup {token, username, password}, "
+            "or `mongars users create --admin NAME`)",
+            runtime.setup_token,
+        )
+    log.info("monGARS ready: model %s via %s", llm.model_id, llm.name)
+    return runtime
+
+
+async def dispose_runtime(runtime: Runtime) -> None:
+    await runtime.llm.close()
+    await runtime.engine.dispose()
+    runtime.metrics.shutdown()
+
+
+def _add_operational_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"])
+    async def ready(runtime: RuntimeDep) -> JSONResponse:
+        checks = {"database": await ping(runtime.engine), "model": await runtime.llm.ready()}
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics(runtime: RuntimeDep) -> Response:
+        return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")

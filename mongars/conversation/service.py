@@ -1,0 +1,249 @@
+"""Cortex: the turn pipeline.
+
+One turn: check the message, load the thread's recent turns, assemble the
+prompt within the context window, stream from the model, then persist the turn
+and record metrics. No database transaction is held while the model generates:
+loading and persisting are two short units of work.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+import anyio
+
+from mongars.auth.models import User
+from mongars.conversation.context import AssembledPrompt, PastTurn, assemble_prompt
+from mongars.conversation.models import Turn
+from mongars.conversation.repository import ConversationRepository
+from mongars.conversation.schemas import ChatResponse, HistoryItem, Usage
+from mongars.conversation.speech import build_speech_turn
+from mongars.db.base import utcnow
+from mongars.db.engine import unit_of_work
+from mongars.errors import (
+    DomainError,
+    EmptyOutput,
+    Forbidden,
+    MessageTooLong,
+    NotFound,
+    ProviderError,
+)
+from mongars.llm.base import Delta, Finish, GenerationParams, mean_probability
+from mongars.runtime import Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDone:
+    result: ChatResponse
+
+
+@dataclass
+class PreparedTurn:
+    user_id: int
+    username: str
+    thread_id: str
+    message: str
+    prompt: AssembledPrompt
+    started: float
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+class ChatService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.llm = runtime.llm
+
+    async def prepare(self, user: User, message: str, session_id: str | None) -> PreparedTurn:
+        """Everything before generation; raises a domain error (4xx) on bad input."""
+        started = time.perf_counter()
+        limit = self.settings.chat.max_message_chars
+        if len(message) > limit:
+            raise MessageTooLong(
+                f"message is {len(message)} characters; the limit is {limit} characters"
+            )
+        thread_id = session_id or uuid.uuid4().hex
+        async with unit_of_work(self.runtime.sessions) as session:
+            repo = ConversationRepository(session)
+            thread = await repo.thread(thread_id)
+            if thread is not None and thread.user_id != user.id:
+                raise NotFound(f"no conversation {thread_id!r} for this user")
+            turns = await repo.recent_turns(thread_id, self.settings.chat.history_turns)
+            history = [PastTurn(t.query, t.response) for t in turns if t.response]
+        loaded = time.perf_counter()
+        prompt = await assemble_prompt(
+            self.llm,
+            self.settings.llm.system_prompt,
+            history,
+            message,
+            self.settings.llm.max_tokens,
+        )
+        assembled = time.perf_counter()
+        return PreparedTurn(
+            user_id=user.id,
+            username=user.username,
+            thread_id=thread_id,
+            message=message,
+            prompt=prompt,
+            started=started,
+            stages={"load_ms": _ms(loaded - started), "assemble_ms": _ms(assembled - loaded)},
+        )
+
+    async def run(self, turn: PreparedTurn) -> AsyncIterator[TurnDelta | TurnDone]:
+        """Stream the answer, then persist it. Provider errors propagate; nothing is stored."""
+        llm = self.settings.llm
+        params = GenerationParams(
+            max_tokens=llm.max_tokens, temperature=llm.temperature, top_p=llm.top_p, seed=llm.seed
+        )
+        parts: list[str] = []
+        logprobs: list[float] = []
+        finish: Finish | None = None
+        first_token: float | None = None
+        gen_start = time.perf_counter()
+        try:
+            async with aclosing(self.llm.stream(turn.prompt.messages, params)) as stream:
+                async for item in stream:
+                    if isinstance(item, Delta):
+                        if first_token is None:
+                            first_token = time.perf_counter()
+                        parts.append(item.text)
+                        logprobs.extend(item.logprobs)
+                        yield TurnDelta(item.text)
+                    else:
+                        finish = item
+        except DomainError:  # a provider failure is an error, never a stored answer
+            self.runtime.metrics.turns.add(1, {"status": "failed"})
+            raise
+        except BaseException:  # the client went away: keep the part it saw, marked
+            if parts and finish is None:
+                with anyio.CancelScope(shield=True):
+                    await self._persist(
+                        turn,
+                        "".join(parts),
+                        None,
+                        logprobs,
+                        gen_start,
+                        first_token,
+                        status="cancelled",
+                    )
+            raise
+        text = "".join(parts)
+        if not text.strip():
+            self.runtime.metrics.turns.add(1, {"status": "empty"})
+            raise EmptyOutput("the model returned an empty answer; nothing was stored")
+        if finish is None:
+            raise ProviderError("the model stream ended without finishing")
+        result = await self._persist(turn, text, finish, logprobs, gen_start, first_token)
+        yield TurnDone(result)
+
+    async def _persist(
+        self,
+        turn: PreparedTurn,
+        text: str,
+        finish: Finish | None,
+        logprobs: list[float],
+        gen_start: float,
+        first_token: float | None,
+        status: str = "completed",
+    ) -> ChatResponse:
+        gen_end = time.perf_counter()
+        prompt_tokens = (finish.prompt_tokens if finish else 0) or turn.prompt.prompt_tokens
+        completion_tokens = (finish.completion_tokens if finish else 0) or len(logprobs)
+        confidence = mean_probability(logprobs)
+        ttft_ms = _ms(first_token - gen_start) if first_token else None
+        stages = {**turn.stages, "generate_ms": _ms(gen_end - gen_start)}
+        if ttft_ms is not None:
+            stages["ttft_ms"] = ttft_ms
+        created = utcnow()
+        async with unit_of_work(self.runtime.sessions) as session:
+            repo = ConversationRepository(session)
+            thread = await repo.ensure_thread(turn.thread_id, turn.user_id, _title(turn.message))
+            if thread.user_id != turn.user_id:  # created by someone else meanwhile
+                raise Forbidden("this conversation belongs to another user")
+            row = await repo.add_turn(
+                Turn(
+                    thread_id=turn.thread_id,
+                    user_id=turn.user_id,
+                    query=turn.message,
+                    response=text,
+                    status=status,
+                    model=self.llm.model_id,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    confidence=confidence,
+                    ttft_ms=ttft_ms,
+                    latency_ms=0.0,
+                    stage_ms=dict(stages),
+                    created_at=created,
+                ),
+                thread,
+            )
+            stages["persist_ms"] = _ms(time.perf_counter() - gen_end)
+            row.stage_ms = dict(stages)
+            row.latency_ms = _ms(time.perf_counter() - turn.started)
+            turn_id, latency_ms = row.id, row.latency_ms
+        self._record(prompt_tokens, completion_tokens, first_token, gen_start, gen_end, status)
+        return ChatResponse(
+            response=text,
+            confidence=confidence,
+            processing_time=round(latency_ms / 1000, 4),
+            speech_turn=build_speech_turn(
+                str(turn_id), text, created, self.settings.chat.syllables_per_second
+            ),
+            session_id=turn.thread_id,
+            turn_id=turn_id,
+            model=self.llm.model_id,
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
+            finish_reason=finish.finish_reason if finish else "cancelled",
+        )
+
+    def _record(
+        self,
+        prompt: int,
+        completion: int,
+        first: float | None,
+        start: float,
+        end: float,
+        status: str,
+    ) -> None:
+        m = self.runtime.metrics
+        attrs = {"model": self.llm.model_id, "provider": self.llm.name}
+        m.prompt_tokens.add(prompt, attrs)
+        m.completion_tokens.add(completion, attrs)
+        m.turns.add(1, {"status": status})
+        if first is not None:
+            m.ttft.record(first - start, attrs)
+            if completion > 1 and end > first:
+                m.tokens_per_second.record((completion - 1) / (end - first), attrs)
+
+    async def history(self, user: User, limit: int, session_id: str | None) -> list[HistoryItem]:
+        async with unit_of_work(self.runtime.sessions) as session:
+            turns = await ConversationRepository(session).history(user.id, limit, session_id)
+            return [
+                HistoryItem(
+                    user_id=user.username,
+                    query=t.query,
+                    response=t.response,
+                    timestamp=t.created_at.isoformat(),
+                    session_id=t.thread_id,
+                )
+                for t in turns
+            ]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _title(message: str) -> str:
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line[:80]

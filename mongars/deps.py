@@ -1,0 +1,89 @@
+"""Typed dependency aliases shared by every router."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mongars.auth.models import User
+from mongars.auth.security import TokenClaims
+from mongars.auth.service import AuthService
+from mongars.db.engine import unit_of_work
+from mongars.errors import Forbidden, NotAuthenticated
+from mongars.llm.base import LLMProvider
+from mongars.runtime import Runtime
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/token", auto_error=False)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """The request's session: the one place that commits or rolls back."""
+    async with unit_of_work(runtime.sessions) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_llm(runtime: RuntimeDep) -> LLMProvider:
+    return runtime.llm
+
+
+LLMDep = Annotated[LLMProvider, Depends(get_llm)]
+
+
+def get_auth_service(session: SessionDep, runtime: RuntimeDep) -> AuthService:
+    return AuthService(session, runtime.settings.auth, runtime.secret)
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_principal(
+    auth: AuthServiceDep, token: Annotated[str | None, Depends(oauth2)]
+) -> tuple[User, TokenClaims]:
+    if not token:
+        raise NotAuthenticated()
+    return await auth.user_from_token(token)
+
+
+PrincipalDep = Annotated[tuple[User, TokenClaims], Depends(get_principal)]
+
+
+async def get_current_user(principal: PrincipalDep) -> User:
+    return principal[0]
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:  # read from the database on this request
+        raise Forbidden("admin rights required")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
+
+
+async def get_optional_user(
+    auth: AuthServiceDep, token: Annotated[str | None, Depends(oauth2)]
+) -> User | None:
+    if not token:
+        return None
+    return (await auth.user_from_token(token))[0]
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]

@@ -1,0 +1,1 @@
+"""LLM providers behind one streaming interface; one module per provider."""

