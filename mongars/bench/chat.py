@@ -101,7 +101,9 @@ def _create_user(settings: Settings) -> None:
 def _start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "mongars.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -145,8 +147,13 @@ def run_bench_chat(runs: int = 5, max_tokens: int = 128) -> None:
         console.print(f"starting `mongars serve` on 127.0.0.1:{port} ...")
         server = _start_server(env, port)
         try:
-            llm = Llama(model_path=str(model_path), n_ctx=ctx, n_threads=threads,
-                        n_threads_batch=threads, verbose=False)
+            llm = Llama(
+                model_path=str(model_path),
+                n_ctx=ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
             prompt = render_prompt(
                 [ChatMessage("system", base.llm.system_prompt), ChatMessage("user", PROMPT)]
             )
@@ -178,10 +185,19 @@ def _report(console: Console, raw: list[Run], e2e: list[Run], same_text: bool) -
     table.add_column("raw llama-cpp-python", justify="right")
     table.add_column("POST /chat/stream client", justify="right")
     table.add_column("ratio / overhead", justify="right")
-    table.add_row("tokens/s", f"{raw_tps:.1f}", f"{e2e_tps:.1f}",
-                  f"{e2e_tps / raw_tps:.3f} (target >= 0.95)")
-    table.add_row("time to first token", f"{raw_ttft * 1000:.1f} ms", f"{e2e_ttft * 1000:.1f} ms",
-                  f"+{(e2e_ttft - raw_ttft) * 1000:.1f} ms (target <= 30 ms)")
-    table.add_row("tokens per answer", f"{med(r.tokens for r in raw):.0f}",
-                  f"{med(r.tokens for r in e2e):.0f}", "same text" if same_text else "texts differ")
+    table.add_row(
+        "tokens/s", f"{raw_tps:.1f}", f"{e2e_tps:.1f}", f"{e2e_tps / raw_tps:.3f} (target >= 0.95)"
+    )
+    table.add_row(
+        "time to first token",
+        f"{raw_ttft * 1000:.1f} ms",
+        f"{e2e_ttft * 1000:.1f} ms",
+        f"+{(e2e_ttft - raw_ttft) * 1000:.1f} ms (target <= 30 ms)",
+    )
+    table.add_row(
+        "tokens per answer",
+        f"{med(r.tokens for r in raw):.0f}",
+        f"{med(r.tokens for r in e2e):.0f}",
+        "same text" if same_text else "texts differ",
+    )
     console.print(table)

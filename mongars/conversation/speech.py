@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-_SENTENCE = re.compile(r"[^.!?…。！？\n]+(?:[.!?…。！？]+[\"')\]»”]*|\n+|$)")
+_SENTENCE = re.compile(r"[^.!?…。！？\n]+(?:[.!?…。！？]+[\"')\]»”]*[ \t]*\n*|\n+|$)")
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 _VOWELS = re.compile(r"[aeiouyàâäéèêëîïôöùûüœæáíóúãõåø]+", re.IGNORECASE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")

@@ -36,10 +36,11 @@ class OpenAICompatProvider(LLMProvider):
             async with provider_errors("OpenAI-compatible server"):
                 response = await self._client.get("/v1/models")
                 await raise_for_status(response, "OpenAI-compatible server")
-            models = response.json().get("data") or []
-            if not models:
+            models = parse_json(response.text, "OpenAI-compatible server").get("data") or []
+            first = models[0] if isinstance(models, list) and models else None
+            if not isinstance(first, dict) or not first.get("id"):
                 raise ProviderError("the OpenAI-compatible server lists no models")
-            self.model_id = str(models[0]["id"])
+            self.model_id = str(first["id"])
 
     async def close(self) -> None:
         await self._client.aclose()
