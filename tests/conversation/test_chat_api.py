@@ -248,11 +248,7 @@ def test_turn_records_tokens_and_stage_timings(api: Api) -> None:
         async with api.runtime.sessions() as s:
             return (await s.execute(select(Turn).where(Turn.id == body["turn_id"]))).scalar_one()
 
-    turn = (
-        api.client.portal.call(load)
-        if hasattr(api.client, "portal") and api.client.portal
-        else asyncio.run(load())
-    )  # type: ignore[union-attr]
+    turn = api.client.portal.call(load)  # type: ignore[union-attr]
     assert turn.model == "scripted-model" and turn.status == "completed"
     assert turn.prompt_tokens > 0 and turn.completion_tokens == 6
     assert turn.confidence == pytest.approx(0.5)

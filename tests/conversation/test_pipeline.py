@@ -50,13 +50,16 @@ def test_accounts_chat_and_history_on_postgres(
     admin = api.setup_admin()
     bob = api.create_user(admin, "bob")
     r = api.client.post(
-        "/api/v1/conversation/chat", json={"message": "héllo <b>&</b> 🙂", "session_id": "s1"},
+        "/api/v1/conversation/chat",
+        json={"message": "héllo <b>&</b> 🙂", "session_id": "s1"},
         headers=bob,
     )
     assert r.status_code == 200, r.text
     history = api.client.get("/api/v1/conversation/history?user_id=bob", headers=bob).json()
     assert [h["query"] for h in history] == ["héllo <b>&</b> 🙂"]
-    assert api.client.get("/api/v1/conversation/history?user_id=bob", headers=admin).status_code == 403
+    assert (
+        api.client.get("/api/v1/conversation/history?user_id=bob", headers=admin).status_code == 403
+    )
     again = api.client.post(
         "/api/v1/conversation/chat", json={"message": "x", "session_id": "s1"}, headers=admin
     )
