@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,9 @@ def serve(
     from mongars.app import create_app
 
     settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s:%(name)s: %(message)s"
+    )
     _prepare(settings)
     uvicorn.run(
         create_app(settings),

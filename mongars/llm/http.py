@@ -27,6 +27,10 @@ async def provider_errors(what: str) -> AsyncIterator[None]:
     """Turn transport failures into the provider errors the API maps to 502/503/504."""
     try:
         yield
+    except httpx.ConnectTimeout as exc:
+        raise ProviderUnavailable(f"{what} is unreachable (connect timed out)") from exc
+    except httpx.RemoteProtocolError as exc:  # reached, but it broke the exchange
+        raise ProviderError(f"{what} closed the connection mid-answer: {exc}") from exc
     except httpx.TimeoutException as exc:
         raise ProviderTimeout(f"{what} timed out") from exc
     except httpx.TransportError as exc:

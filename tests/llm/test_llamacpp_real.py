@@ -89,15 +89,20 @@ def test_chat_through_the_real_model_end_to_end(tmp_path: Path, model_path: Path
 
     settings = make_settings(
         tmp_path,
-        llm={"model_path": str(model_path), "temperature": 0.0, "max_tokens": 40,
-             "context_window": 1024},
+        llm={
+            "model_path": str(model_path),
+            "temperature": 0.0,
+            "max_tokens": 40,
+            "context_window": 1024,
+        },
     )
     with TestClient(create_app(settings)) as client:
         api = Api(client)
         headers = api.setup_admin()
         assert client.get("/ready").json()["checks"] == {"database": True, "model": True}
         r = client.post(
-            "/api/v1/conversation/chat", json={"message": "What is the capital of France?"},
+            "/api/v1/conversation/chat",
+            json={"message": "What is the capital of France?"},
             headers=headers,
         )
         assert r.status_code == 200, r.text
@@ -107,8 +112,10 @@ def test_chat_through_the_real_model_end_to_end(tmp_path: Path, model_path: Path
         assert body["model"] == model_path.name
         assert body["usage"]["prompt_tokens"] > 10
         with client.stream(
-            "POST", "/api/v1/conversation/chat/stream",
-            json={"message": "What is the capital of France?"}, headers=headers,
+            "POST",
+            "/api/v1/conversation/chat/stream",
+            json={"message": "What is the capital of France?"},
+            headers=headers,
         ) as s:
             text = s.read().decode()
         assert text.count("event: delta") >= 1 and "event: done" in text
