@@ -10,6 +10,7 @@ the current token.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import threading
 from collections.abc import AsyncGenerator, Sequence
@@ -38,34 +39,46 @@ def render_prompt(messages: Sequence[ChatMessage]) -> str:
     return "".join(render_message(m) for m in messages) + REPLY_CUE
 
 
-class TokenProbabilities:
-    """A logits processor that records the model's probability of each sampled token.
+class StopMatcher:
+    """Hold back text that may begin a stop sequence; cut at the first full match."""
 
-    llama.cpp hands us the logits before sampling; the token chosen at step k
-    is the last input id seen at step k+1, so each probability is settled one
-    step late (the final token, usually end-of-turn, is not counted).
-    """
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = list(stops)
+        self.pending = ""
 
-    def __init__(self) -> None:
-        self.logprobs: list[float] = []
-        self.calls = 0
-        self._prev: np.ndarray | None = None
-        self._prev_lse = 0.0
-        self._prompt_len: int | None = None
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Return (text safe to emit, whether a stop sequence was reached)."""
+        self.pending += text
+        cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            out, self.pending = self.pending[:cut], ""
+            return out, True
+        keep = 0
+        for stop in self.stops:
+            for k in range(min(len(stop) - 1, len(self.pending)), keep, -1):
+                if self.pending.endswith(stop[:k]):
+                    keep = k
+                    break
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(out) :]
+        return out, False
 
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        n = len(input_ids)
-        if self._prompt_len is None:
-            self._prompt_len = n
-        elif self._prev is not None and n > 0:
-            token = int(input_ids[-1])
-            self.logprobs.append(float(self._prev[token]) - self._prev_lse)
-        self.calls += 1
-        row = np.asarray(scores, dtype=np.float32)
-        peak = float(row.max())
-        self._prev_lse = peak + float(np.log(np.exp(row - peak).sum()))
-        self._prev = row.copy()
-        return scores
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+class LogSoftmax:
+    """log p(token) from the logits the token was sampled from (for confidence)."""
+
+    def __init__(self, n_vocab: int) -> None:
+        self._buf = np.empty(n_vocab, dtype=np.float32)
+
+    def __call__(self, logits: np.ndarray, token: int) -> float:
+        peak = float(logits.max())
+        np.subtract(logits, peak, out=self._buf)
+        np.exp(self._buf, out=self._buf)
+        return float(logits[token]) - peak - float(np.log(self._buf.sum(dtype=np.float64)))
 
 
 class LlamaCppProvider(LLMProvider):
@@ -182,38 +195,66 @@ class LlamaCppProvider(LLMProvider):
     def _generate(
         llm: Any, prompt: str, params: GenerationParams, put: Any, stop: threading.Event
     ) -> None:
-        from llama_cpp import LogitsProcessorList
+        """Token loop on llama-cpp-python's ``generate``.
 
-        probs = TokenProbabilities()
+        Right after a token is sampled, the logits it came from are still in
+        the context, so its probability costs one log-softmax and no copy.
+        """
+        import llama_cpp
+
+        n_vocab = llm.n_vocab()
+        log_softmax = LogSoftmax(n_vocab)
+        stops = StopMatcher(STOP_SEQUENCES)
         edges = EdgeWhitespace()
-        sent = 0
-        finish_reason = "stop"
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = llm._model.vocab
+        logprobs: list[float] = []
+        completion = 0
+        finish_reason = "length"
         try:
             prompt_tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
-            chunks = llm.create_completion(
+            if len(prompt_tokens) + params.max_tokens > llm.n_ctx():
+                raise ProviderError("the prompt and answer do not fit the context window")
+            if params.seed is not None:
+                llm.set_seed(params.seed)
+            for token in llm.generate(
                 prompt_tokens,
-                max_tokens=params.max_tokens,
-                temperature=params.temperature,
+                temp=params.temperature,
                 top_p=params.top_p,
-                seed=params.seed,
-                stop=STOP_SEQUENCES,
-                stream=True,
-                logits_processor=LogitsProcessorList([probs]),
-            )
-            for chunk in chunks:
+                top_k=40,
+                min_p=0.05,
+                repeat_penalty=1.0,
+            ):
                 if stop.is_set():
                     finish_reason = "cancelled"
                     break
-                choice = chunk["choices"][0]
-                text = edges.feed(choice.get("text") or "")
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish_reason = "stop"
+                    break
+                row = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+                logprobs.append(log_softmax(row, token))
+                completion += 1
+                text, stopped = stops.feed(decoder.decode(llm.detokenize([token])))
+                text = edges.feed(text)
                 if text:
-                    put(Delta(text, probs.logprobs[sent:]))
-                    sent = len(probs.logprobs)
-                if choice.get("finish_reason"):
-                    finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
-            put(Finish(len(prompt_tokens), probs.calls, finish_reason))
+                    put(Delta(text, logprobs))
+                    logprobs = []
+                if stopped:
+                    finish_reason = "stop"
+                    break
+                if completion >= params.max_tokens:
+                    break
+            if finish_reason == "length":
+                tail = edges.feed(stops.flush() + decoder.decode(b"", final=True))
+                if tail:
+                    put(Delta(tail, logprobs))
+            put(Finish(len(prompt_tokens), completion, finish_reason))
         except Exception as exc:  # any engine failure is reported to the request (502)
-            put(ProviderError(f"the embedded model failed: {exc}"))
+            put(
+                exc
+                if isinstance(exc, ProviderError)
+                else ProviderError(f"the embedded model failed: {exc}")
+            )
 
 
 class EdgeWhitespace:

@@ -56,6 +56,11 @@ async def test_greedy_generation_is_deterministic_and_ends_at_turn_end(
     assert finish.completion_tokens >= len(logprobs)
     expected_prompt = provider.llama.tokenize(render_prompt(MESSAGES).encode(), add_bos=True)
     assert finish.prompt_tokens == len(expected_prompt)
+    # the same answer llama-cpp-python's own completion API gives
+    reference = provider.llama.create_completion(
+        render_prompt(MESSAGES), max_tokens=48, temperature=0.0, stop=STOP_SEQUENCES
+    )
+    assert first == reference["choices"][0]["text"].strip()
 
 
 async def test_token_counts_come_from_the_model_tokenizer(provider: LlamaCppProvider) -> None:
@@ -124,3 +129,31 @@ def test_chat_through_the_real_model_end_to_end(tmp_path: Path, model_path: Path
             "/api/v1/conversation/chat", json={"message": "lorem ipsum " * 1500}, headers=headers
         )
         assert r.status_code == 413 and "limit is" in r.json()["detail"]
+
+
+def test_stop_matcher_holds_back_partial_stop_sequences() -> None:
+    from mongars.llm.llamacpp import StopMatcher
+
+    m = StopMatcher(["\nUser:", "<end_of_turn>"])
+    assert m.feed("Hello") == ("Hello", False)
+    assert m.feed(" world\nUs") == (" world", False)  # "\nUs" may start "\nUser:"
+    assert m.feed("eful") == ("\nUseful", False)  # it did not
+    assert m.feed(" end\nUser: next") == (" end", True)
+    m2 = StopMatcher(["\nUser:"])
+    assert m2.feed("a\n") == ("a", False)
+    assert m2.flush() == "\n"
+
+
+def test_log_softmax_matches_float64_reference() -> None:
+    import numpy as np
+
+    from mongars.llm.llamacpp import LogSoftmax
+
+    rng = np.random.default_rng(0)
+    logits = (rng.standard_normal(262_144) * 8).astype(np.float32)
+    ref = logits.astype(np.float64)
+    ref = ref - ref.max()
+    ref = ref - np.log(np.exp(ref).sum())
+    fn = LogSoftmax(logits.size)
+    for token in (0, int(logits.argmax()), 12345):
+        assert fn(logits, token) == pytest.approx(ref[token], abs=1e-4)
