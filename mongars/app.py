@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from mongars import __version__
 from mongars.auth.endpoints import router as auth_router
+from mongars.body_limit import BodyLimitMiddleware
 from mongars.auth.ratelimit import LoginLimiter
 from mongars.auth.repository import UserRepository
 from mongars.conversation.endpoints import router as conversation_router
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, llm: LLMProvider | None = None)
         description="Privacy-first, self-hosted AI assistant server.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     install_error_handlers(app)
     app.include_router(auth_router)

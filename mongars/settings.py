@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
 
     llm: LLMSettings = LLMSettings()
     auth: AuthSettings = AuthSettings()

@@ -254,3 +254,24 @@ def test_turn_records_tokens_and_stage_timings(api: Api) -> None:
     assert turn.confidence == pytest.approx(0.5)
     assert {"load_ms", "assemble_ms", "generate_ms", "ttft_ms", "persist_ms"} <= set(turn.stage_ms)
     assert turn.latency_ms > 0
+
+
+def test_huge_body_is_refused_before_parsing(api: Api) -> None:
+    headers = api.setup_admin()
+    big = {"message": "x" * (2 * 1024 * 1024)}
+    r = api.client.post("/api/v1/conversation/chat", json=big, headers=headers)
+    assert r.status_code == 413 and r.json()["code"] == "body_too_large"
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"message": "'
+        for _ in range(40):
+            yield b"y" * 65536
+        yield b'"}'
+
+    r = api.client.post(
+        "/api/v1/conversation/chat",
+        content=chunks(),
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert r.status_code == 413
+    assert api.client.get("/api/v1/conversation/history", headers=headers).json() == []
