@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse, Response
 
 from mongars import __version__
 from mongars.auth.endpoints import router as auth_router
-from mongars.body_limit import BodyLimitMiddleware
 from mongars.auth.ratelimit import LoginLimiter
 from mongars.auth.repository import UserRepository
+from mongars.body_limit import BodyLimitMiddleware
 from mongars.conversation.endpoints import router as conversation_router
 from mongars.db import migrate
 from mongars.db.engine import create_engine, create_session_factory, ping, unit_of_work
