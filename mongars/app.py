@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None, llm: LLMProvider | None = None)
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(conversation_router)
+    # routers: threads
+    # routers: apikeys and openai
+    # routers: realtime
     _add_operational_routes(app)
     return app
 

@@ -30,3 +30,12 @@ class RevokedToken(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class WsTicketUse(Base):
+    """WebSocket tickets already used: a ticket works once, across processes."""
+
+    __tablename__ = "ws_ticket_uses"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

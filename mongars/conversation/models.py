@@ -37,7 +37,10 @@ class Turn(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     query: Mapped[str] = mapped_column(Text)  # exactly as sent
     response: Mapped[str] = mapped_column(Text)
+    # completed | cancelled | superseded (replaced by a regenerated answer)
     status: Mapped[str] = mapped_column(String(16), default="completed")
+    # One generation stores at most one turn, whichever process or client finishes it.
+    generation_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     model: Mapped[str] = mapped_column(String(200))
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)

@@ -31,10 +31,10 @@ class ConversationRepository:
         return thread
 
     async def recent_turns(self, thread_id: str, limit: int) -> list[Turn]:
-        """The thread's last completed turns, newest first."""
+        """The thread's last turns (regenerated-away answers excluded), newest first."""
         result = await self.session.execute(
             select(Turn)
-            .where(Turn.thread_id == thread_id)
+            .where(Turn.thread_id == thread_id, Turn.status != "superseded")
             .order_by(Turn.created_at.desc(), Turn.id.desc())
             .limit(limit)
         )
@@ -47,7 +47,7 @@ class ConversationRepository:
         return turn
 
     async def history(self, user_id: int, limit: int, thread_id: str | None) -> list[Turn]:
-        query = select(Turn).where(Turn.user_id == user_id)
+        query = select(Turn).where(Turn.user_id == user_id, Turn.status != "superseded")
         if thread_id is not None:
             query = query.where(Turn.thread_id == thread_id)
         result = await self.session.execute(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -63,8 +63,21 @@ class ChatService:
         self.settings = runtime.settings
         self.llm = runtime.llm
 
-    async def prepare(self, user: User, message: str, session_id: str | None) -> PreparedTurn:
-        """Everything before generation; raises a domain error (4xx) on bad input."""
+    async def prepare(
+        self,
+        user: User,
+        message: str,
+        session_id: str | None,
+        *,
+        history: Sequence[PastTurn] | None = None,
+        system_extra: str = "",
+    ) -> PreparedTurn:
+        """Everything before generation; raises a domain error (4xx) on bad input.
+
+        ``history`` (oldest first) replaces the thread's stored turns in the
+        prompt, for clients that send the conversation themselves (the
+        OpenAI-compatible API); ``system_extra`` is appended to the system prompt.
+        """
         started = time.perf_counter()
         limit = self.settings.chat.max_message_chars
         if len(message) > limit:
@@ -77,13 +90,19 @@ class ChatService:
             thread = await repo.thread(thread_id)
             if thread is not None and thread.user_id != user.id:
                 raise NotFound(f"no conversation {thread_id!r} for this user")
-            turns = await repo.recent_turns(thread_id, self.settings.chat.history_turns)
-            history = [PastTurn(t.query, t.response) for t in turns if t.response]
+            if history is None:
+                turns = await repo.recent_turns(thread_id, self.settings.chat.history_turns)
+                past = [PastTurn(t.query, t.response) for t in turns if t.response]
+            else:
+                past = list(reversed(history))
         loaded = time.perf_counter()
+        system = self.settings.llm.system_prompt
+        if system_extra.strip():
+            system = f"{system}\n\n{system_extra.strip()}"
         prompt = await assemble_prompt(
             self.llm,
-            self.settings.llm.system_prompt,
-            history,
+            system,
+            past,
             message,
             self.settings.llm.max_tokens,
         )

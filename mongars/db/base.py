@@ -44,6 +44,7 @@ def utcnow() -> datetime:
 
 def import_all_models() -> type[Base]:
     """Import every feature's tables so Base.metadata is complete (Alembic, tests)."""
+    from mongars.apikeys import models as _apikeys  # noqa: F401
     from mongars.auth import models as _auth  # noqa: F401
     from mongars.conversation import models as _conversation  # noqa: F401
 
