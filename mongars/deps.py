@@ -34,7 +34,10 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit BEFORE the response is sent, so an acknowledged
+# change is durable (FastAPI's default runs the exit code after sending, and a
+# fast client could then read before the commit, or never learn it failed).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def get_llm(runtime: RuntimeDep) -> LLMProvider:
