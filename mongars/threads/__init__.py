@@ -1,0 +1,1 @@
+"""Threads API: list, read, rename, delete and search a user's conversations."""
