@@ -44,6 +44,7 @@ format: $(STAMP)
 
 bench: setup
 	$(BIN)/mongars bench chat
+	$(BIN)/mongars bench stream
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

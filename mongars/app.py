@@ -12,11 +12,13 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from mongars import __version__
+from mongars.apikeys.endpoints import router as apikeys_router
 from mongars.auth.endpoints import router as auth_router
 from mongars.auth.ratelimit import LoginLimiter
 from mongars.auth.repository import UserRepository
 from mongars.body_limit import BodyLimitMiddleware
 from mongars.conversation.endpoints import router as conversation_router
+from mongars.conversation.generations import GenerationHub
 from mongars.db import migrate
 from mongars.db.engine import create_engine, create_session_factory, ping, unit_of_work
 from mongars.deps import RuntimeDep
@@ -25,8 +27,12 @@ from mongars.llm.base import LLMProvider
 from mongars.llm.factory import create_provider
 from mongars.observability.metrics import create_metrics
 from mongars.observability.middleware import MetricsMiddleware
+from mongars.openai_api.endpoints import router as openai_router
+from mongars.realtime.bus import create_bus
+from mongars.realtime.endpoints import router as realtime_router
 from mongars.runtime import Runtime
 from mongars.settings import Settings, ensure_secret_key
+from mongars.threads.endpoints import router as threads_router
 
 log = logging.getLogger("mongars")
 
@@ -55,9 +61,10 @@ def create_app(settings: Settings | None = None, llm: LLMProvider | None = None)
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(conversation_router)
-    # routers: threads
-    # routers: apikeys and openai
-    # routers: realtime
+    app.include_router(threads_router)
+    app.include_router(apikeys_router)
+    app.include_router(openai_router)
+    app.include_router(realtime_router)
     _add_operational_routes(app)
     return app
 
@@ -70,12 +77,15 @@ async def build_runtime(settings: Settings, llm: LLMProvider | None = None) -> R
     sessions = create_session_factory(engine)
     metrics = create_metrics()
     llm = llm or create_provider(settings)
+    bus = create_bus(settings.redis_url)
     try:
+        await bus.start()
         await llm.start()
         async with unit_of_work(sessions) as session:
             users = await UserRepository(session).count()
     except BaseException:
         await llm.close()
+        await bus.close()
         await engine.dispose()
         metrics.shutdown()
         raise
@@ -89,7 +99,9 @@ async def build_runtime(settings: Settings, llm: LLMProvider | None = None) -> R
         login_limiter=LoginLimiter(
             settings.auth.login_limit_per_account, settings.auth.login_limit_per_address
         ),
+        bus=bus,
     )
+    runtime._hub = GenerationHub(runtime, bus)
     if users == 0:
         runtime.setup_token = secrets.token_urlsafe(24)
         log.warning(
@@ -103,6 +115,8 @@ async def build_runtime(settings: Settings, llm: LLMProvider | None = None) -> R
 
 
 async def dispose_runtime(runtime: Runtime) -> None:
+    await runtime.hub.close()
+    await runtime.bus.close()
     await runtime.llm.close()
     await runtime.engine.dispose()
     runtime.metrics.shutdown()

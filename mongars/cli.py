@@ -249,5 +249,20 @@ def bench_chat(
     run_bench_chat(runs=runs, max_tokens=max_tokens)
 
 
+@bench_app.command("stream")
+def bench_stream(
+    runs: Annotated[int, typer.Option(help="Measured generations per side")] = 5,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per generation")] = 128,
+    idle: Annotated[int, typer.Option(help="Idle sockets held open")] = 500,
+    chatters: Annotated[int, typer.Option(help="Concurrent streaming chats")] = 20,
+    tokens: Annotated[int, typer.Option(help="Tokens per load-test answer")] = 200,
+    skip_model: Annotated[bool, typer.Option(help="Only the load part")] = False,
+) -> None:
+    """WebSocket vs raw engine (tokens/s, time to first token), then a load test."""
+    from mongars.bench.stream import run_bench_stream
+
+    run_bench_stream(runs, max_tokens, idle, chatters, tokens, skip_model)
+
+
 if __name__ == "__main__":
     app()

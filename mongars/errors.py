@@ -62,6 +62,16 @@ class RateLimited(DomainError):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
+class InternalError(DomainError):
+    """A bug, reported without details (they are in the server log)."""
+
+    status, code = 500, "internal_error"
+
+
+class GenerationCancelled(DomainError):
+    status, code = 409, "cancelled"
+
+
 class ProviderError(DomainError):
     """The model answered badly (bad response, empty output)."""
 
@@ -80,6 +90,17 @@ class ProviderUnavailable(DomainError):
 
 class ProviderTimeout(DomainError):
     status, code = 504, "provider_timeout"
+
+
+def error_for_code(code: str, detail: str) -> DomainError:
+    """Rebuild a domain error from its code (events carry codes across processes)."""
+    pending: list[type[DomainError]] = [DomainError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code and cls.__init__ is DomainError.__init__:
+            return cls(detail)
+        pending.extend(cls.__subclasses__())
+    return ProviderError(detail)
 
 
 def error_body(detail: str, code: str) -> dict[str, str]:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mongars.auth.ratelimit import LoginLimiter
 from mongars.llm.base import LLMProvider
 from mongars.observability.metrics import Metrics
+from mongars.realtime.bus import EventBus
 from mongars.settings import Settings
+
+if TYPE_CHECKING:
+    from mongars.conversation.generations import GenerationHub
 
 
 @dataclass
@@ -21,5 +26,13 @@ class Runtime:
     llm: LLMProvider
     metrics: Metrics
     login_limiter: LoginLimiter
+    bus: EventBus
     # One-time token for creating the first admin; None once users exist.
     setup_token: str | None = None
+    _hub: GenerationHub | None = None
+
+    @property
+    def hub(self) -> GenerationHub:
+        """Background generations (created once the runtime exists: it needs it)."""
+        assert self._hub is not None, "runtime not started"
+        return self._hub

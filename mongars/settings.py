@@ -72,6 +72,17 @@ class ChatSettings(BaseModel):
     syllables_per_second: float = Field(default=4.0, gt=0)
 
 
+class RealtimeSettings(BaseModel):
+    # Browser origins allowed on /ws/chat besides the server's own (scheme://host[:port]).
+    allowed_origins: list[str] = []
+    ticket_ttl_s: int = Field(default=60, ge=5, le=60)
+    heartbeat_s: float = Field(default=20.0, gt=0)
+    heartbeat_timeout_s: float = Field(default=60.0, gt=0)
+    queue_size: int = Field(default=2000, ge=10, description="events buffered per socket")
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    chat_rate_limit: str = "30/minute"  # chat.send / chat.regenerate per user
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MONGARS_",
@@ -83,6 +94,8 @@ class Settings(BaseSettings):
     env: Environment = Environment.development
     data_dir: Path = Path("data")
     database_url: str = ""
+    # Redis for the event bus (pub/sub fan-out, Streams replay) across API processes.
+    redis_url: str = ""
     # Apply migrations at start-up (fine for one process; run `mongars db upgrade`
     # once and set this false when several API processes share a database).
     db_auto_upgrade: bool = True
@@ -95,6 +108,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     auth: AuthSettings = AuthSettings()
     chat: ChatSettings = ChatSettings()
+    realtime: RealtimeSettings = RealtimeSettings()
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -172,3 +172,93 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+class LiveApi(Api):
+    """Api helpers over real HTTP against a LiveServer (for WebSocket tests)."""
+
+    def __init__(self, server: LiveServer, app: Any) -> None:
+        import httpx
+
+        super().__init__(httpx.Client(base_url=server.url, timeout=30))  # type: ignore[arg-type]
+        self.server = server
+        self.app = app
+
+    @property
+    def runtime(self) -> Any:
+        return self.app.state.runtime
+
+
+@pytest.fixture
+def live_factory(tmp_path: Path) -> Iterator[Callable[..., LiveApi]]:
+    started: list[LiveApi] = []
+
+    def make(provider: LLMProvider | None = None, **overrides: Any) -> LiveApi:
+        settings = make_settings(tmp_path / f"live{len(started)}", **overrides)
+        app = create_app(settings, llm=provider or ScriptedLLM())
+        server = LiveServer(app).__enter__()
+        live = LiveApi(server, app)
+        started.append(live)
+        return live
+
+    yield make
+    for live in started:
+        live.client.close()  # type: ignore[attr-defined]
+        live.server.__exit__(None, None, None)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server (Debian package) on a free loopback port."""
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (make setup installs it)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.time() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.time() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+    client.close()
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)

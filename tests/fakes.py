@@ -65,6 +65,6 @@ class ScriptedLLM(LLMProvider):
                 completion_tokens=sent,
                 finish_reason="length" if len(words) > params.max_tokens else "stop",
             )
-        except GeneratorExit:
+        except (GeneratorExit, asyncio.CancelledError):  # closed or cancelled mid-answer
             self.closed_early = True
             raise

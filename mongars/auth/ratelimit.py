@@ -1,4 +1,4 @@
-"""Login rate limits per account and per client address (the `limits` library)."""
+"""Rate limits (the `limits` library): logins per account and address, actions per user."""
 
 from __future__ import annotations
 
@@ -30,3 +30,14 @@ class LoginLimiter:
                     f"too many login attempts for this {scope}; try again in {max(1, retry)} s",
                     retry_after=retry,
                 )
+
+
+class UserRateLimiter:
+    """A moving-window limit per user id (e.g. chat messages over a WebSocket)."""
+
+    def __init__(self, rate: str) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._item = parse(rate)
+
+    async def hit(self, user_id: int) -> bool:
+        return bool(await self._limiter.hit(self._item, "user", str(user_id)))

@@ -1,30 +1,40 @@
-"""Chat (plain and SSE streaming) and history routes."""
+"""Chat (plain and SSE streaming, resumable) and history routes."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from mongars.conversation.schemas import ChatRequest, ChatResponse, HistoryItem
-from mongars.conversation.service import ChatService, TurnDelta, TurnDone
+from mongars.conversation.service import ChatService
 from mongars.deps import CurrentUser, RuntimeDep
-from mongars.errors import DomainError, Forbidden, ProviderError, error_body
+from mongars.errors import (
+    Forbidden,
+    GenerationCancelled,
+    InvalidInput,
+    NotFound,
+    ProviderError,
+    error_for_code,
+)
+from mongars.realtime.bus import Event
 
 router = APIRouter(prefix="/api/v1/conversation", tags=["conversation"])
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post("/chat", response_model=ChatResponse)
 async def chat(body: ChatRequest, user: CurrentUser, runtime: RuntimeDep) -> ChatResponse:
-    service = ChatService(runtime)
-    turn = await service.prepare(user, body.message, body.session_id)
-    async for event in service.run(turn):
-        if isinstance(event, TurnDone):
-            return event.result
-    raise ProviderError("the turn ended without an answer")
+    """Answer one message. The answer is stored even if the client leaves before it ends."""
+    started = await runtime.hub.start(user, body.message, body.session_id)
+    async for event in runtime.hub.watch(user.id, started.generation_id):
+        if event["type"] == "chat.completed":
+            return ChatResponse.model_validate(event["result"])
+        _raise_if_failed(event)
+    raise ProviderError("the generation ended without an answer")
 
 
 @router.post(
@@ -36,37 +46,94 @@ async def chat_stream(
     body: ChatRequest, user: CurrentUser, runtime: RuntimeDep
 ) -> StreamingResponse:
     """Server-Sent Events: ``delta`` events ``{text}``, then one ``done`` event with the
-    same fields as the non-streaming response (or one ``error`` event ``{detail, code}``)."""
-    service = ChatService(runtime)
-    turn = await service.prepare(user, body.message, body.session_id)
-    events = service.run(turn)
-    # Wait for the first event before answering, so a provider that is down
-    # still gets a proper 502/503/504 status rather than a 200 with an error.
-    first = await anext(events)
+    same fields as the non-streaming response (or ``error`` / ``cancelled``). Each event
+    has an id ``<generation_id>:<index>``; leaving does not stop the answer, and
+    ``GET /generations/{id}/events`` with ``Last-Event-ID`` resumes it."""
+    started = await runtime.hub.start(user, body.message, body.session_id)
+    return await _stream(runtime.hub.watch(user.id, started.generation_id))
+
+
+@router.get(
+    "/generations/{generation_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def resume_stream(
+    generation_id: str,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    last_event_id: Annotated[str | None, Header(max_length=200)] = None,
+    after: Annotated[int | None, Query(ge=-1)] = None,
+) -> StreamingResponse:
+    """Replay a generation's events after ``Last-Event-ID`` (or ``?after=``), then follow it."""
+    if after is None:
+        after = -1
+        if last_event_id:
+            gen, _, index = last_event_id.rpartition(":")
+            if gen != generation_id or not index.lstrip("-").isdigit():
+                raise InvalidInput("Last-Event-ID must be '<generation_id>:<index>'")
+            after = int(index)
+    return await _stream(runtime.hub.watch(user.id, generation_id, after), first_status=False)
+
+
+@router.post("/generations/{generation_id}/cancel")
+async def cancel_generation(
+    generation_id: str, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, str]:
+    """Stop a running answer; the part generated so far is stored as cancelled."""
+    if not await runtime.hub.cancel(user, generation_id):
+        raise NotFound("no running generation with that id (on this server process)")
+    return {"status": "cancelled"}
+
+
+async def _stream(events: AsyncIterator[Event], first_status: bool = True) -> StreamingResponse:
+    # Wait for the first real event before answering, so that a provider that is
+    # down gets a proper 502/503/504 status rather than a 200 with an error event.
+    first: Event | None = None
+    async for event in events:
+        if event["type"] != "chat.started":
+            first = event
+            break
+    if first is None:
+        raise NotFound("no such generation")
+    if first_status and first["type"] == "chat.error":
+        await events.aclose()  # type: ignore[attr-defined]
+        _raise_if_failed(first)
     return StreamingResponse(
-        _sse(first, events),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        _sse(first, events), media_type="text/event-stream", headers=SSE_HEADERS
     )
 
 
-async def _sse(
-    first: TurnDelta | TurnDone, events: AsyncIterator[TurnDelta | TurnDone]
-) -> AsyncIterator[str]:
+async def _sse(first: Event, events: AsyncIterator[Event]) -> AsyncIterator[str]:
     try:
         yield _frame(first)
         async for event in events:
-            yield _frame(event)
-    except DomainError as exc:
-        yield f"event: error\ndata: {json.dumps(error_body(exc.detail, exc.code))}\n\n"
+            if event["type"] != "chat.started":
+                yield _frame(event)
     finally:
         await events.aclose()  # type: ignore[attr-defined]
 
 
-def _frame(event: TurnDelta | TurnDone) -> str:
-    if isinstance(event, TurnDelta):
-        return f"event: delta\ndata: {json.dumps({'text': event.text}, ensure_ascii=False)}\n\n"
-    return f"event: done\ndata: {event.result.model_dump_json()}\n\n"
+def _frame(event: Event) -> str:
+    kind = event["type"]
+    data: Any
+    if kind == "chat.delta":
+        name, data = "delta", {"text": event["text"]}
+    elif kind == "chat.completed":
+        name, data = "done", event["result"]
+    elif kind == "chat.cancelled":
+        name, data = "cancelled", {"text": event["text"]}
+    else:
+        name, data = "error", {"detail": event["detail"], "code": event["code"]}
+    payload = json.dumps(data, ensure_ascii=False)
+    return f"id: {event['generation_id']}:{event['index']}\nevent: {name}\ndata: {payload}\n\n"
+
+
+def _raise_if_failed(event: Event) -> None:
+    if event["type"] == "chat.error":
+        raise error_for_code(event["code"], event["detail"])
+    if event["type"] == "chat.cancelled":
+        raise GenerationCancelled("the answer was cancelled before it finished")
 
 
 @router.get("/history", response_model=list[HistoryItem])

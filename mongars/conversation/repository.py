@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,15 @@ class ConversationRepository:
                 assert thread is not None
         return thread
 
+    async def latest_thread(self, user_id: int) -> Thread | None:
+        result = await self.session.execute(
+            select(Thread)
+            .where(Thread.user_id == user_id)
+            .order_by(Thread.updated_at.desc(), Thread.id.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
     async def recent_turns(self, thread_id: str, limit: int) -> list[Turn]:
         """The thread's last turns (regenerated-away answers excluded), newest first."""
         result = await self.session.execute(
@@ -45,6 +54,13 @@ class ConversationRepository:
         self.session.add(turn)
         await self.session.flush()
         return turn
+
+    async def supersede(self, turn_id: int, user_id: int) -> None:
+        await self.session.execute(
+            update(Turn)
+            .where(Turn.id == turn_id, Turn.user_id == user_id)
+            .values(status="superseded")
+        )
 
     async def history(self, user_id: int, limit: int, thread_id: str | None) -> list[Turn]:
         query = select(Turn).where(Turn.user_id == user_id, Turn.status != "superseded")

@@ -7,18 +7,39 @@ from pydantic import BaseModel, Field, field_validator
 from mongars.conversation.speech import SpeechTurn
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+# Reserved for the threads the OpenAI-compatible API makes per key, so that no
+# user can take one first.
+RESERVED_THREAD_PREFIX = "apikey-"
+RESERVED_THREAD_IDS = {"search"}  # a route name under /api/v1/threads
 
 
-class ChatRequest(BaseModel):
+def check_new_thread_id(value: str | None) -> str | None:
+    if value is not None and value.startswith(RESERVED_THREAD_PREFIX):
+        raise ValueError(f"thread ids starting with {RESERVED_THREAD_PREFIX!r} are reserved")
+    if value in RESERVED_THREAD_IDS:
+        raise ValueError(f"{value!r} is a reserved thread id")
+    return value
+
+
+class MessageIn(BaseModel):
+    """A user message: any text but blank, kept exactly as sent."""
+
     message: str
-    session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
 
     @field_validator("message")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("message must not be empty or only whitespace")
-        return value  # kept exactly as sent
+        if "\x00" in value:  # no database stores NUL in text
+            raise ValueError("message must not contain NUL characters")
+        return value
+
+
+class ChatRequest(MessageIn):
+    session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
+
+    _reserved = field_validator("session_id")(check_new_thread_id)
 
 
 class Usage(BaseModel):

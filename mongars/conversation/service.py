@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -55,6 +55,9 @@ class PreparedTurn:
     prompt: AssembledPrompt
     started: float
     stages: dict[str, float] = field(default_factory=dict)
+    generation_id: str | None = None  # set by the generation hub; makes the store idempotent
+    supersedes: int | None = None  # the turn a regenerated answer replaces
+    thread_existed: bool = False  # if it then disappears, the user deleted it: do not revive it
 
 
 class ChatService:
@@ -95,16 +98,43 @@ class ChatService:
                 past = [PastTurn(t.query, t.response) for t in turns if t.response]
             else:
                 past = list(reversed(history))
+        turn = await self._assemble(user, thread_id, message, past, started, system_extra)
+        turn.thread_existed = thread is not None
+        return turn
+
+    async def prepare_regenerate(self, user: User, thread_id: str) -> PreparedTurn:
+        """Answer the thread's last message again; the new answer supersedes the old."""
+        started = time.perf_counter()
+        async with unit_of_work(self.runtime.sessions) as session:
+            repo = ConversationRepository(session)
+            thread = await repo.thread(thread_id)
+            if thread is None or thread.user_id != user.id:
+                raise NotFound(f"no conversation {thread_id!r} for this user")
+            turns = await repo.recent_turns(thread_id, self.settings.chat.history_turns + 1)
+        if not turns:
+            raise NotFound(f"conversation {thread_id!r} has no message to regenerate")
+        last, earlier = turns[0], turns[1:]
+        past = [PastTurn(t.query, t.response) for t in earlier if t.response]
+        turn = await self._assemble(user, thread_id, last.query, past, started)
+        turn.supersedes = last.id
+        turn.thread_existed = True
+        return turn
+
+    async def _assemble(
+        self,
+        user: User,
+        thread_id: str,
+        message: str,
+        past_newest_first: Sequence[PastTurn],
+        started: float,
+        system_extra: str = "",
+    ) -> PreparedTurn:
         loaded = time.perf_counter()
         system = self.settings.llm.system_prompt
         if system_extra.strip():
             system = f"{system}\n\n{system_extra.strip()}"
         prompt = await assemble_prompt(
-            self.llm,
-            system,
-            past,
-            message,
-            self.settings.llm.max_tokens,
+            self.llm, system, past_newest_first, message, self.settings.llm.max_tokens
         )
         assembled = time.perf_counter()
         return PreparedTurn(
@@ -117,7 +147,7 @@ class ChatService:
             stages={"load_ms": _ms(loaded - started), "assemble_ms": _ms(assembled - loaded)},
         )
 
-    async def run(self, turn: PreparedTurn) -> AsyncIterator[TurnDelta | TurnDone]:
+    async def run(self, turn: PreparedTurn) -> AsyncGenerator[TurnDelta | TurnDone, None]:
         """Stream the answer, then persist it. Provider errors propagate; nothing is stored."""
         llm = self.settings.llm
         params = GenerationParams(
@@ -185,9 +215,13 @@ class ChatService:
         created = utcnow()
         async with unit_of_work(self.runtime.sessions) as session:
             repo = ConversationRepository(session)
+            if turn.thread_existed and await repo.thread(turn.thread_id) is None:
+                raise NotFound("the conversation was deleted while the answer was generated")
             thread = await repo.ensure_thread(turn.thread_id, turn.user_id, _title(turn.message))
             if thread.user_id != turn.user_id:  # created by someone else meanwhile
                 raise Forbidden("this conversation belongs to another user")
+            if turn.supersedes is not None:
+                await repo.supersede(turn.supersedes, turn.user_id)
             row = await repo.add_turn(
                 Turn(
                     thread_id=turn.thread_id,
@@ -202,6 +236,7 @@ class ChatService:
                     ttft_ms=ttft_ms,
                     latency_ms=0.0,
                     stage_ms=dict(stages),
+                    generation_id=turn.generation_id,
                     created_at=created,
                 ),
                 thread,

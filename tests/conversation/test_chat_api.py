@@ -109,6 +109,10 @@ def test_empty_or_invalid_message_is_422(api: Api, message: Any) -> None:
 
 def test_bad_session_id_is_422(api: Api) -> None:
     headers = api.setup_admin()
+    for reserved in ("apikey-1", "search"):
+        r = chat(api, headers, "hi", session_id=reserved)
+        assert r.status_code == 422 and "reserved" in r.json()["detail"]
+    assert chat(api, headers, "nul \x00 inside").status_code == 422
     assert chat(api, headers, "hi", session_id="../../etc").status_code == 422
     assert chat(api, headers, "hi", session_id="x" * 200).status_code == 422
 

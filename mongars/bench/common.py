@@ -1,0 +1,185 @@
+"""Pieces shared by the benchmarks: a real server process, the raw baseline, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from mongars.llm.base import ChatMessage
+from mongars.llm.llamacpp import STOP_SEQUENCES, render_prompt
+from mongars.settings import Settings
+
+PROMPT = "Tell me a long story about a dragon who learns to bake bread."
+PASSWORD = "bench-password-123"  # noqa: S105 - throwaway accounts in a temp database
+
+
+@dataclass
+class Run:
+    ttft_s: float
+    tokens: int
+    decode_s: float  # from the first token to the last
+
+    @property
+    def tokens_per_s(self) -> float:
+        return (self.tokens - 1) / self.decode_s if self.tokens > 1 and self.decode_s else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def create_users(settings: Settings, names: Sequence[str]) -> None:
+    """Migrate the bench database and create accounts (password PASSWORD)."""
+    from mongars.auth.service import AuthService
+    from mongars.db import migrate
+    from mongars.db.engine import create_engine, create_session_factory, unit_of_work
+
+    migrate.upgrade(settings.resolved_database_url)
+
+    async def go() -> None:
+        engine = create_engine(settings.resolved_database_url)
+        async with unit_of_work(create_session_factory(engine)) as session:
+            auth = AuthService(session, settings.auth, "unused")
+            for name in names:
+                await auth.create_user(name, PASSWORD, is_admin=False)
+        await engine.dispose()
+
+    asyncio.run(go())
+
+
+def start_server(argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """Start a server process and wait until /ready answers 200."""
+    proc = subprocess.Popen(  # noqa: S603 - our own modules
+        [sys.executable, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("the server did not become ready in 120 s")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def embedded_env(tmp: str, model_path: str, max_tokens: int, threads: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MONGARS_DATA_DIR": tmp,
+        "MONGARS_DATABASE_URL": "",
+        "MONGARS_LLM__PROVIDER": "llamacpp",
+        "MONGARS_LLM__MODEL_PATH": model_path,
+        "MONGARS_LLM__TEMPERATURE": "0",
+        "MONGARS_LLM__MAX_TOKENS": str(max_tokens),
+        "MONGARS_LLM__THREADS": str(threads),
+        "MONGARS_LOG_LEVEL": "warning",
+    }
+
+
+class RawEngine:
+    """The baseline: llama-cpp-python used directly on the same model and prompt."""
+
+    def __init__(self, settings: Settings, model_path: str, threads: int) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(
+            model_path=model_path,
+            n_ctx=settings.llm.context_window,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+        self.prompt = render_prompt(
+            [ChatMessage("system", settings.llm.system_prompt), ChatMessage("user", PROMPT)]
+        )
+
+    def count(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False))
+
+    def run(self, max_tokens: int) -> tuple[Run, str]:
+        start = time.perf_counter()
+        first = last = 0.0
+        text = ""
+        chunks: Any = self.llm.create_completion(
+            self.prompt, max_tokens=max_tokens, temperature=0.0, stop=STOP_SEQUENCES, stream=True
+        )
+        for chunk in chunks:
+            piece = chunk["choices"][0]["text"]
+            if piece:
+                last = time.perf_counter()
+                first = first or last
+                text += piece
+        return Run(first - start, self.count(text), last - first), text
+
+
+def compare_table(title: str, client: str, raw: list[Run], e2e: list[Run], same: bool) -> Table:
+    med = statistics.median
+    raw_tps, e2e_tps = med(r.tokens_per_s for r in raw), med(r.tokens_per_s for r in e2e)
+    raw_ttft, e2e_ttft = med(r.ttft_s for r in raw), med(r.ttft_s for r in e2e)
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("raw llama-cpp-python", justify="right")
+    table.add_column(client, justify="right")
+    table.add_column("ratio / overhead", justify="right")
+    table.add_row(
+        "tokens/s", f"{raw_tps:.1f}", f"{e2e_tps:.1f}", f"{e2e_tps / raw_tps:.3f} (target >= 0.95)"
+    )
+    table.add_row(
+        "time to first token",
+        f"{raw_ttft * 1000:.1f} ms",
+        f"{e2e_ttft * 1000:.1f} ms",
+        f"+{(e2e_ttft - raw_ttft) * 1000:.1f} ms (target <= 30 ms)",
+    )
+    table.add_row(
+        "tokens per answer",
+        f"{med(r.tokens for r in raw):.0f}",
+        f"{med(r.tokens for r in e2e):.0f}",
+        "same text" if same else "texts differ",
+    )
+    return table
+
+
+def model_and_threads(console: Console) -> tuple[Settings, str, int]:
+    from mongars.cli import prepare_model_with_progress
+
+    base = Settings()
+    model_path = base.llm.model_path or prepare_model_with_progress(base)
+    return base, model_path, base.llm.threads or (os.cpu_count() or 1)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]

@@ -1,0 +1,1 @@
+"""Real-time delivery: the event bus, resumable generation logs, WebSocket chat."""
