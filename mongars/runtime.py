@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,6 +15,7 @@ from mongars.settings import Settings
 
 if TYPE_CHECKING:
     from mongars.conversation.generations import GenerationHub
+    from mongars.conversation.plan import TurnContributor
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Runtime:
     bus: EventBus
     # One-time token for creating the first admin; None once users exist.
     setup_token: str | None = None
+    # Features that shape each turn (persona, memory...), in order.
+    contributors: list[TurnContributor] = field(default_factory=list)
     _hub: GenerationHub | None = None
 
     @property

@@ -29,7 +29,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 @router.post("/chat", response_model=ChatResponse)
 async def chat(body: ChatRequest, user: CurrentUser, runtime: RuntimeDep) -> ChatResponse:
     """Answer one message. The answer is stored even if the client leaves before it ends."""
-    started = await runtime.hub.start(user, body.message, body.session_id)
+    started = await runtime.hub.start(user, body.message, body.session_id, image=body.image_bytes())
     async for event in runtime.hub.watch(user.id, started.generation_id):
         if event["type"] == "chat.completed":
             return ChatResponse.model_validate(event["result"])
@@ -49,7 +49,7 @@ async def chat_stream(
     same fields as the non-streaming response (or ``error`` / ``cancelled``). Each event
     has an id ``<generation_id>:<index>``; leaving does not stop the answer, and
     ``GET /generations/{id}/events`` with ``Last-Event-ID`` resumes it."""
-    started = await runtime.hub.start(user, body.message, body.session_id)
+    started = await runtime.hub.start(user, body.message, body.session_id, image=body.image_bytes())
     return await _stream(runtime.hub.watch(user.id, started.generation_id))
 
 

@@ -59,6 +59,7 @@ class GenerationHub:
         *,
         regenerate: bool = False,
         client_id: str | None = None,
+        image: bytes | None = None,
     ) -> Started:
         """Validate and prepare (domain errors raise here), then generate in the background."""
         service = ChatService(self.runtime)
@@ -67,7 +68,7 @@ class GenerationHub:
                 raise NotFound("regenerate needs a thread_id")
             turn = await service.prepare_regenerate(user, thread_id)
         else:
-            turn = await service.prepare(user, message or "", thread_id)
+            turn = await service.prepare(user, message or "", thread_id, image=image)
         generation_id = uuid.uuid4().hex
         turn.generation_id = generation_id
         await self.bus.publish(

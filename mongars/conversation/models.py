@@ -48,4 +48,8 @@ class Turn(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float)
     stage_ms: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What shaped the answer (contributors' records: directives, budgets, sources).
+    steering: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    memory_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    image_caption: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from pydantic import BaseModel, Field, field_validator
 
 from mongars.conversation.speech import SpeechTurn
+from mongars.errors import InvalidInput
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 # Reserved for the threads the OpenAI-compatible API makes per key, so that no
@@ -38,8 +42,25 @@ class MessageIn(BaseModel):
 
 class ChatRequest(MessageIn):
     session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
+    image: str | None = Field(
+        default=None,
+        description="An attached image as base64 (or a data: URL): PNG, JPEG or WebP.",
+    )
 
     _reserved = field_validator("session_id")(check_new_thread_id)
+
+    def image_bytes(self) -> bytes | None:
+        """The decoded image; raises ValueError (a 422) on bad base64."""
+        if self.image is None:
+            return None
+        data = self.image.split(",", 1)[1] if self.image.startswith("data:") else self.image
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput("image: not valid base64") from exc
+        if not raw:
+            raise InvalidInput("image: empty")
+        return raw
 
 
 class Usage(BaseModel):

@@ -8,6 +8,7 @@ loading and persisting are two short units of work.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
@@ -19,6 +20,7 @@ import anyio
 from mongars.auth.models import User
 from mongars.conversation.context import AssembledPrompt, PastTurn, assemble_prompt
 from mongars.conversation.models import Turn
+from mongars.conversation.plan import StoredTurn, TurnPlan
 from mongars.conversation.repository import ConversationRepository
 from mongars.conversation.schemas import ChatResponse, HistoryItem, Usage
 from mongars.conversation.speech import build_speech_turn
@@ -27,6 +29,7 @@ from mongars.db.engine import unit_of_work
 from mongars.errors import (
     DomainError,
     EmptyOutput,
+    FeatureDisabled,
     Forbidden,
     MessageTooLong,
     NotFound,
@@ -34,6 +37,8 @@ from mongars.errors import (
 )
 from mongars.llm.base import Delta, Finish, GenerationParams, mean_probability
 from mongars.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ class PreparedTurn:
     generation_id: str | None = None  # set by the generation hub; makes the store idempotent
     supersedes: int | None = None  # the turn a regenerated answer replaces
     thread_existed: bool = False  # if it then disappears, the user deleted it: do not revive it
+    plan: TurnPlan | None = None
 
 
 class ChatService:
@@ -74,6 +80,7 @@ class ChatService:
         *,
         history: Sequence[PastTurn] | None = None,
         system_extra: str = "",
+        image: bytes | None = None,
     ) -> PreparedTurn:
         """Everything before generation; raises a domain error (4xx) on bad input.
 
@@ -98,7 +105,7 @@ class ChatService:
                 past = [PastTurn(t.query, t.response) for t in turns if t.response]
             else:
                 past = list(reversed(history))
-        turn = await self._assemble(user, thread_id, message, past, started, system_extra)
+        turn = await self._assemble(user, thread_id, message, past, started, system_extra, image)
         turn.thread_existed = thread is not None
         return turn
 
@@ -128,15 +135,34 @@ class ChatService:
         past_newest_first: Sequence[PastTurn],
         started: float,
         system_extra: str = "",
+        image: bytes | None = None,
     ) -> PreparedTurn:
         loaded = time.perf_counter()
-        system = self.settings.llm.system_prompt
-        if system_extra.strip():
-            system = f"{system}\n\n{system_extra.strip()}"
-        prompt = await assemble_prompt(
-            self.llm, system, past_newest_first, message, self.settings.llm.max_tokens
+        llm = self.settings.llm
+        plan = TurnPlan(
+            user=user,
+            thread_id=thread_id,
+            message=message,
+            history=past_newest_first,
+            max_tokens=llm.max_tokens,
+            temperature=llm.temperature,
+            top_p=llm.top_p,
         )
+        if system_extra.strip():
+            plan.system_parts.append(system_extra.strip())
+        for contributor in self.runtime.contributors:
+            await contributor.contribute(plan)
+        if image is not None and plan.image_caption is None:
+            raise FeatureDisabled(
+                "image input is not enabled on this server (set MONGARS_CAPTION_MODEL)"
+            )
+        contributed = time.perf_counter()
+        system = "\n\n".join([llm.system_prompt, *plan.system_parts, *plan.context_parts])
+        prompt = await assemble_prompt(self.llm, system, plan.history, message, plan.max_tokens)
         assembled = time.perf_counter()
+        stages = {"load_ms": _ms(loaded - started), "assemble_ms": _ms(assembled - contributed)}
+        if self.runtime.contributors:
+            stages["contributors_ms"] = _ms(contributed - loaded)
         return PreparedTurn(
             user_id=user.id,
             username=user.username,
@@ -144,14 +170,19 @@ class ChatService:
             message=message,
             prompt=prompt,
             started=started,
-            stages={"load_ms": _ms(loaded - started), "assemble_ms": _ms(assembled - loaded)},
+            stages=stages,
+            plan=plan,
         )
 
     async def run(self, turn: PreparedTurn) -> AsyncGenerator[TurnDelta | TurnDone, None]:
         """Stream the answer, then persist it. Provider errors propagate; nothing is stored."""
+        plan = turn.plan
         llm = self.settings.llm
         params = GenerationParams(
-            max_tokens=llm.max_tokens, temperature=llm.temperature, top_p=llm.top_p, seed=llm.seed
+            max_tokens=plan.max_tokens if plan else llm.max_tokens,
+            temperature=plan.temperature if plan else llm.temperature,
+            top_p=plan.top_p if plan else llm.top_p,
+            seed=llm.seed,
         )
         parts: list[str] = []
         logprobs: list[float] = []
@@ -192,6 +223,7 @@ class ChatService:
         if finish is None:
             raise ProviderError("the model stream ended without finishing")
         result = await self._persist(turn, text, finish, logprobs, gen_start, first_token)
+        await self._after_turn(turn, result)
         yield TurnDone(result)
 
     async def _persist(
@@ -237,6 +269,9 @@ class ChatService:
                     latency_ms=0.0,
                     stage_ms=dict(stages),
                     generation_id=turn.generation_id,
+                    steering=dict(turn.plan.steering) if turn.plan else {},
+                    memory_ids=list(turn.plan.memory_ids) if turn.plan else [],
+                    image_caption=turn.plan.image_caption if turn.plan else None,
                     created_at=created,
                 ),
                 thread,
@@ -259,6 +294,23 @@ class ChatService:
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
             finish_reason=finish.finish_reason if finish else "cancelled",
         )
+
+    async def _after_turn(self, turn: PreparedTurn, result: ChatResponse) -> None:
+        if turn.plan is None:
+            return
+        stored = StoredTurn(
+            id=result.turn_id,
+            user_id=turn.user_id,
+            thread_id=turn.thread_id,
+            query=turn.message,
+            response=result.response,
+            status="completed",
+        )
+        for contributor in self.runtime.contributors:
+            try:
+                await contributor.after_turn(turn.plan, stored)
+            except Exception:  # an observer's failure must not lose the answer
+                log.exception("contributor %s failed after turn %s", contributor.name, stored.id)
 
     def _record(
         self,
