@@ -1,0 +1,1 @@
+"""Image input (BLIP captions) and speech audio (espeak-ng)."""

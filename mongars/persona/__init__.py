@@ -1,0 +1,1 @@
+"""Personality and adaptive responses: per-user profile, style metrics, steering."""
