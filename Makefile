@@ -22,11 +22,12 @@ $(STAMP):
 setup: $(STAMP) system-deps
 	$(BIN)/mongars model prepare
 
-# Debian packages the tests use (a Redis server for the event bus tests).
+# Debian packages the server and tests use (a Redis server for the event bus
+# tests, espeak-ng for speech audio).
 system-deps:
-	@command -v redis-server >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server; fi; }
+	@command -v redis-server >/dev/null && command -v espeak-ng >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server espeak-ng; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server espeak-ng; fi; }
 
 run: setup
 	$(BIN)/mongars serve
@@ -49,6 +50,7 @@ format: $(STAMP)
 bench: setup
 	$(BIN)/mongars bench chat
 	$(BIN)/mongars bench stream
+	$(BIN)/mongars bench persona
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

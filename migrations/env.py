@@ -24,11 +24,19 @@ def _url() -> str:
     return Settings().resolved_database_url
 
 
+def _include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+                    ) -> bool:
+    """Search structures made by migrations only (FTS5 tables and their shadow tables,
+    tsvector columns, vector and GIN indexes) are not in the models: skip them."""
+    return not (name or "").startswith(("memories_fts", "search_"))
+
+
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
     context.configure(
         connection=connection,
         url=url,
         target_metadata=target_metadata,
+        include_object=_include_object,
         render_as_batch=True,  # SQLite needs batch mode to alter tables
         compare_type=True,
         user_module_prefix="mongars.db.base.",

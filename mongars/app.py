@@ -25,9 +25,18 @@ from mongars.deps import RuntimeDep
 from mongars.errors import install_error_handlers
 from mongars.llm.base import LLMProvider
 from mongars.llm.factory import create_provider
+from mongars.media.captioning import load_caption_contributor
+from mongars.media.endpoints import router as media_router
+from mongars.memory.embeddings import Embedder
+from mongars.memory.endpoints import router as memory_router
+from mongars.memory.fact_endpoints import router as facts_router
+from mongars.memory.setup import start_memory
 from mongars.observability.metrics import create_metrics
 from mongars.observability.middleware import MetricsMiddleware
 from mongars.openai_api.endpoints import router as openai_router
+from mongars.persona.contributor import PersonaContributor
+from mongars.persona.endpoints import router as persona_router
+from mongars.persona.service import PersonaService
 from mongars.realtime.bus import create_bus
 from mongars.realtime.endpoints import router as realtime_router
 from mongars.runtime import Runtime
@@ -37,13 +46,18 @@ from mongars.threads.endpoints import router as threads_router
 log = logging.getLogger("mongars")
 
 
-def create_app(settings: Settings | None = None, llm: LLMProvider | None = None) -> FastAPI:
-    """Build the app. ``llm`` overrides the provider chosen by settings (tests, benches)."""
+def create_app(
+    settings: Settings | None = None,
+    llm: LLMProvider | None = None,
+    embedder: Embedder | None = None,
+) -> FastAPI:
+    """Build the app. ``llm`` overrides the provider chosen by settings and ``embedder``
+    shares an already loaded embedding model (tests, benchmarks)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await build_runtime(settings, llm)
+        runtime = await build_runtime(settings, llm, embedder)
         app.state.runtime = runtime
         try:
             yield
@@ -56,7 +70,10 @@ def create_app(settings: Settings | None = None, llm: LLMProvider | None = None)
         description="Privacy-first, self-hosted AI assistant server.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    body_limit = settings.max_body_bytes
+    if settings.caption_model:  # room for a base64 image of the allowed size
+        body_limit = max(body_limit, settings.caption_max_bytes * 4 // 3 + 64 * 1024)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
     app.add_middleware(MetricsMiddleware)
     install_error_handlers(app)
     app.include_router(auth_router)
@@ -65,11 +82,17 @@ def create_app(settings: Settings | None = None, llm: LLMProvider | None = None)
     app.include_router(apikeys_router)
     app.include_router(openai_router)
     app.include_router(realtime_router)
+    app.include_router(facts_router)  # before the memory router: /memory/{id} would shadow it
+    app.include_router(memory_router)
+    app.include_router(persona_router)
+    app.include_router(media_router)
     _add_operational_routes(app)
     return app
 
 
-async def build_runtime(settings: Settings, llm: LLMProvider | None = None) -> Runtime:
+async def build_runtime(
+    settings: Settings, llm: LLMProvider | None = None, embedder: Embedder | None = None
+) -> Runtime:
     secret = ensure_secret_key(settings)
     if settings.db_auto_upgrade:
         await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
@@ -102,6 +125,17 @@ async def build_runtime(settings: Settings, llm: LLMProvider | None = None) -> R
         bus=bus,
     )
     runtime._hub = GenerationHub(runtime, bus)
+    runtime.contributors.append(PersonaContributor(PersonaService(sessions, settings)))
+    if settings.caption_model:  # image input: load the BLIP model now, in a thread
+        try:
+            runtime.contributors.append(
+                await load_caption_contributor(settings.caption_model, settings.caption_max_bytes)
+            )
+        except BaseException:
+            await dispose_runtime(runtime)
+            raise
+    if settings.memory.enabled:
+        runtime.memory = await start_memory(runtime, embedder)
     if users == 0:
         runtime.setup_token = secrets.token_urlsafe(24)
         log.warning(
@@ -116,6 +150,8 @@ async def build_runtime(settings: Settings, llm: LLMProvider | None = None) -> R
 
 async def dispose_runtime(runtime: Runtime) -> None:
     await runtime.hub.close()
+    if runtime.memory is not None:
+        await runtime.memory.stop()
     await runtime.bus.close()
     await runtime.llm.close()
     await runtime.engine.dispose()

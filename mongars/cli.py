@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -30,6 +31,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
+memory_app = typer.Typer(help="Long-term memory upkeep (docs/memory.md).", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -262,6 +265,160 @@ def bench_stream(
     from mongars.bench.stream import run_bench_stream
 
     run_bench_stream(runs, max_tokens, idle, chatters, tokens, skip_model)
+
+
+@bench_app.command("memory")
+def bench_memory(
+    dataset: Annotated[Path, typer.Option(help="LoCoMo locomo10.json")] = Path(
+        "../shared/data/locomo/locomo10.json"
+    ),
+    budget: Annotated[int, typer.Option(help="Context budget in tokens")] = 1500,
+    database_url: Annotated[str, typer.Option(help="Empty: a temporary SQLite file")] = "",
+) -> None:
+    """LoCoMo evidence recall: monGARS retrieval vs BM25-only and dense-only."""
+    from mongars.bench.memory import run_bench_memory
+
+    if not dataset.is_file():
+        raise _fail(f"dataset not found: {dataset}")
+    run_bench_memory(dataset, budget, database_url)
+
+
+# --- memory ----------------------------------------------------------------
+
+
+async def _with_memory_control(
+    settings: Settings, fn: Callable[..., Awaitable[T]], models: bool
+) -> T:
+    """Run ``fn(control)`` on a MemoryControl over the configured database; with
+    ``models``, the embedding model and the LLM are loaded (and closed) too."""
+    from mongars.db.engine import create_engine, create_session_factory
+    from mongars.llm.base import LLMProvider
+    from mongars.memory.control import MemoryControl
+    from mongars.memory.embeddings import Embedder
+    from mongars.memory.service import MemoryService
+
+    engine = create_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+    embedder: Embedder | None = None
+    llm: LLMProvider | None = None
+    try:
+        service = None
+        if models:
+            from mongars.llm.factory import create_provider
+
+            embedder = Embedder(threads=settings.memory.embed_threads)
+            await embedder.start()
+            service = MemoryService(sessions, embedder)
+            llm = create_provider(settings)
+            await llm.start()
+        return await fn(MemoryControl(sessions, settings, service, llm))
+    finally:
+        if llm is not None:
+            await llm.close()
+        if embedder is not None:
+            embedder.close()
+        await engine.dispose()
+
+
+@memory_app.command("retention")
+def memory_retention() -> None:
+    """Delete memories older than their kind's retention now (MONGARS_MEMORY__RETENTION_DAYS,
+    e.g. '{"turn": 365}'); the server also does this daily."""
+    settings = Settings()
+    _upgrade(settings)
+    report = _run(
+        _with_memory_control(settings, lambda control: control.apply_retention(), models=False)
+    )
+    if not any(days > 0 for days in settings.memory.retention_days.values()):
+        console.print("no retention rules are set: every memory is kept")
+    for kind, count in report.deleted.items():
+        days = settings.memory.retention_days[kind]
+        console.print(f"{kind}: deleted {count} older than {days} days")
+    console.print(f"deleted {report.total} memories")
+
+
+@memory_app.command("consolidate")
+def memory_consolidate(
+    user: Annotated[str | None, typer.Option("--user", help="Only this account")] = None,
+) -> None:
+    """Merge near-duplicate memories and summarise old threads with the configured model."""
+    from rich.progress import MofNCompleteColumn, TaskID
+
+    from mongars.auth.repository import UserRepository
+    from mongars.db.engine import unit_of_work
+    from mongars.errors import DomainError
+    from mongars.memory.control import MemoryControl
+    from mongars.memory.schemas import ConsolidationReport
+
+    settings = Settings()
+    _upgrade(settings)
+    _prepare(settings)
+    labels = {"dedupe": "merging near-duplicates", "summaries": "summarising old threads"}
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        async def go(control: MemoryControl) -> ConsolidationReport:
+            user_id = None
+            if user is not None:
+                async with unit_of_work(control.sessions) as session:
+                    found = await UserRepository(session).by_username(user)
+                if found is None:
+                    raise _fail(f"no user named {user!r}")
+                user_id = found.id
+            return await control.consolidate(user_id, report)
+
+        try:
+            result = _run(_with_memory_control(settings, go, models=True))
+        except DomainError as exc:
+            raise _fail(exc.detail) from None
+    console.print(
+        f"{result.users} user(s): merged {result.merged} near-duplicate memories "
+        f"in {result.duplicate_groups} group(s); wrote {result.summaries} thread summaries"
+    )
+    for error in result.errors:
+        console.print(f"[red]error:[/red] {error}")
+    if result.errors:
+        raise typer.Exit(code=1)
+
+
+@bench_app.command("persona")
+def bench_persona(
+    turns: Annotated[int, typer.Option(help="Real turns per side (with / without persona)")] = 10,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per answer")] = 32,
+    iterations: Annotated[int, typer.Option(help="Contributor-only iterations")] = 500,
+) -> None:
+    """Persona steering + profile update cost per turn, next to real turns' latency."""
+    from mongars.bench.persona import run_bench_persona
+
+    run_bench_persona(turns=turns, max_tokens=max_tokens, iterations=iterations)
+
+
+@bench_app.command("memory-scale")
+def bench_memory_scale(
+    memories: Annotated[int, typer.Option(help="Memories of the measured user")] = 100_000,
+    others: Annotated[int, typer.Option(help="Other users")] = 100,
+    per_other: Annotated[int, typer.Option(help="Memories per other user")] = 1000,
+    queries: Annotated[int, typer.Option(help="Distinct queries timed")] = 200,
+    backend: Annotated[list[str] | None, typer.Option(help="sqlite and/or postgres")] = None,
+) -> None:
+    """Search p50/p95 and ingest throughput with 100,000 memories (SQLite, PostgreSQL)."""
+    from mongars.bench.memory_scale import run_bench_memory_scale
+
+    chosen = tuple(backend or ["sqlite", "postgres"])
+    if not set(chosen) <= {"sqlite", "postgres"}:
+        raise _fail("--backend is sqlite or postgres")
+    run_bench_memory_scale(memories, others, per_other, queries, backends=chosen)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from mongars.settings import Settings
 if TYPE_CHECKING:
     from mongars.conversation.generations import GenerationHub
     from mongars.conversation.plan import TurnContributor
+    from mongars.memory.setup import MemorySystem
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Runtime:
     setup_token: str | None = None
     # Features that shape each turn (persona, memory...), in order.
     contributors: list[TurnContributor] = field(default_factory=list)
+    memory: MemorySystem | None = None
     _hub: GenerationHub | None = None
 
     @property

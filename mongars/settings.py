@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, NonNegativeInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "test"}
@@ -72,6 +72,50 @@ class ChatSettings(BaseModel):
     syllables_per_second: float = Field(default=4.0, gt=0)
 
 
+class MemorySettings(BaseModel):
+    """Long-term memory (docs/memory.md)."""
+
+    enabled: bool = True
+    context_tokens: int = Field(default=1500, ge=0, description="recalled memories per prompt")
+    candidates: int = Field(default=50, ge=1, le=1000, description="per ranked list, fused")
+    dense_weight: float = Field(default=1.0, ge=0)
+    text_weight: float = Field(default=1.0, ge=0)
+    recency_weight: float = Field(default=0.002, ge=0)
+    half_life_days: float = Field(default=90.0, gt=0)
+    embed_threads: int = Field(default=1, ge=1)
+    # bfloat16 matrix products where the CPU has native support (about 3x faster there,
+    # vectors within 1e-4 cosine of float32); "auto" measures both at start-up.
+    embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # Full-text terms found in more than this share of all memories (and in 2,000+) are
+    # left out of the query: their BM25 weight is small and they make large stores slow.
+    # When every term is that common, all of them are required instead.
+    common_term_share: float = Field(default=0.05, gt=0, le=1)
+    # Ranking beyond dense + text (memory/retrieval.py; tuned with `mongars bench memory`):
+    time_weight: float = Field(default=0.3, ge=0, description="memories on a date the query names")
+    thread_weight: float = Field(default=0.5, ge=0, description="share of the thread's best score")
+    neighbours_after: list[float] = [0.9, 0.8]  # shares inherited by the next turns of a hit
+    neighbours_before: list[float] = [0.7, 0.6]  # ... and by the turns before it
+    neighbour_sources: int = Field(default=20, ge=0, description="hits whose neighbours join")
+    # Caches (mongars/memory/cache.py): in-process LRU, Redis when redis_url is set, disk.
+    cache_entries: int = Field(default=4096, ge=0, description="per cache, in-process")
+    cache_disk: bool = True  # <data_dir>/cache/memory.sqlite3
+    cache_disk_entries: int = Field(default=100_000, ge=0)
+    cache_results_ttl_s: float = Field(default=600.0, gt=0)
+    cache_embeddings_ttl_s: float = Field(default=7 * 86400.0, gt=0)
+    facts: bool = False  # fact extraction (off by default for the tiny embedded model)
+    # Retention: memory kind -> days kept (0 or absent = forever), applied daily and by
+    # `mongars memory retention`; e.g. MONGARS_MEMORY__RETENTION_DAYS='{"turn": 365}'.
+    retention_days: dict[str, NonNegativeInt] = {}
+    retention_interval_s: float = Field(default=86400.0, gt=0, description="between passes")
+    # Consolidation (`mongars memory consolidate`): near-duplicates of one kind at or
+    # above this cosine similarity are merged into the newest one ...
+    dedupe_similarity: float = Field(default=0.95, gt=0.0, le=1.0)
+    # ... and threads idle this long, with at least this many turns, get a summary memory.
+    summarize_after_days: int = Field(default=30, ge=0)
+    summarize_min_turns: int = Field(default=6, ge=1)
+    summary_max_tokens: int = Field(default=200, ge=16, le=4096)
+
+
 class RealtimeSettings(BaseModel):
     # Browser origins allowed on /ws/chat besides the server's own (scheme://host[:port]).
     allowed_origins: list[str] = []
@@ -81,6 +125,18 @@ class RealtimeSettings(BaseModel):
     queue_size: int = Field(default=2000, ge=10, description="events buffered per socket")
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     chat_rate_limit: str = "30/minute"  # chat.send / chat.regenerate per user
+
+
+class PersonaSettings(BaseModel):
+    """Per-user steering from the profile (docs/persona.md)."""
+
+    # Inferred style applies once measured on this many messages (confidence >= 0.5).
+    min_observations: int = Field(default=3, ge=1)
+    # Exponential moving average weight of a new message (a plain mean until 1/alpha messages).
+    ema_alpha: float = Field(default=0.2, gt=0.0, le=1.0)
+    terse_max_tokens: int = Field(default=64, ge=1, description="answer budget for terse users")
+    technical_temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    cache_ttl_s: float = Field(default=60.0, ge=0.0, description="profile cache per process")
 
 
 class Settings(BaseSettings):
@@ -109,6 +165,13 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     chat: ChatSettings = ChatSettings()
     realtime: RealtimeSettings = RealtimeSettings()
+    memory: MemorySettings = MemorySettings()
+    persona: PersonaSettings = PersonaSettings()
+    # Image input: a BLIP captioning model directory (transformers); empty = no image input.
+    caption_model: str = ""
+    caption_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="decoded image")
+    # Speech audio: the espeak-ng program (a name on PATH or a path); empty = no audio.
+    tts_binary: str = "espeak-ng"
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -25,6 +25,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "data_dir": tmp_path / "data",
         "secret_key": "test-secret-key-that-is-long-enough-000",
+        # Memory loads an embedding model: on only where a test asks for it.
+        "memory": {"enabled": False},
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]
@@ -74,9 +76,9 @@ class Api:
 def api_factory(tmp_path: Path) -> Iterator[Callable[..., Api]]:
     clients: list[TestClient] = []
 
-    def make(provider: LLMProvider | None = None, **overrides: Any) -> Api:
+    def make(provider: LLMProvider | None = None, embedder: Any = None, **overrides: Any) -> Api:
         settings = make_settings(tmp_path, **overrides)
-        client = TestClient(create_app(settings, llm=provider or ScriptedLLM()))
+        client = TestClient(create_app(settings, llm=provider or ScriptedLLM(), embedder=embedder))
         client.__enter__()
         clients.append(client)
         return Api(client)
@@ -89,6 +91,16 @@ def api_factory(tmp_path: Path) -> Iterator[Callable[..., Api]]:
 @pytest.fixture
 def api(api_factory: Callable[..., Api]) -> Api:
     return api_factory()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    """The real MiniLM embedding model, loaded once for the session."""
+    from mongars.memory.embeddings import Embedder
+
+    model = Embedder()
+    model.load()
+    return model
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from mongars.llm.base import ChatMessage, LLMProvider
 class PastTurn:
     query: str
     response: str
+    turn_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,9 @@ class ChatResponse(BaseModel):
     model: str
     usage: Usage
     finish_reason: str
+    memory_ids: list[int] = Field(
+        default_factory=list, description="Ids of the memories recalled into the prompt."
+    )
 
 
 class HistoryItem(BaseModel):

@@ -81,6 +81,7 @@ class ChatService:
         history: Sequence[PastTurn] | None = None,
         system_extra: str = "",
         image: bytes | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> PreparedTurn:
         """Everything before generation; raises a domain error (4xx) on bad input.
 
@@ -102,10 +103,12 @@ class ChatService:
                 raise NotFound(f"no conversation {thread_id!r} for this user")
             if history is None:
                 turns = await repo.recent_turns(thread_id, self.settings.chat.history_turns)
-                past = [PastTurn(t.query, t.response) for t in turns if t.response]
+                past = [PastTurn(t.query, t.response, t.id) for t in turns if t.response]
             else:
                 past = list(reversed(history))
-        turn = await self._assemble(user, thread_id, message, past, started, system_extra, image)
+        turn = await self._assemble(
+            user, thread_id, message, past, started, system_extra, image, skip
+        )
         turn.thread_existed = thread is not None
         return turn
 
@@ -121,7 +124,7 @@ class ChatService:
         if not turns:
             raise NotFound(f"conversation {thread_id!r} has no message to regenerate")
         last, earlier = turns[0], turns[1:]
-        past = [PastTurn(t.query, t.response) for t in earlier if t.response]
+        past = [PastTurn(t.query, t.response, t.id) for t in earlier if t.response]
         turn = await self._assemble(user, thread_id, last.query, past, started)
         turn.supersedes = last.id
         turn.thread_existed = True
@@ -136,6 +139,7 @@ class ChatService:
         started: float,
         system_extra: str = "",
         image: bytes | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> PreparedTurn:
         loaded = time.perf_counter()
         llm = self.settings.llm
@@ -147,11 +151,14 @@ class ChatService:
             max_tokens=llm.max_tokens,
             temperature=llm.temperature,
             top_p=llm.top_p,
+            image=image,
+            skip=skip,
         )
         if system_extra.strip():
             plan.system_parts.append(system_extra.strip())
         for contributor in self.runtime.contributors:
-            await contributor.contribute(plan)
+            if contributor.name not in plan.skip:
+                await contributor.contribute(plan)
         if image is not None and plan.image_caption is None:
             raise FeatureDisabled(
                 "image input is not enabled on this server (set MONGARS_CAPTION_MODEL)"
@@ -293,6 +300,7 @@ class ChatService:
             model=self.llm.model_id,
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
             finish_reason=finish.finish_reason if finish else "cancelled",
+            memory_ids=list(turn.plan.memory_ids) if turn.plan else [],
         )
 
     async def _after_turn(self, turn: PreparedTurn, result: ChatResponse) -> None:
@@ -307,6 +315,8 @@ class ChatService:
             status="completed",
         )
         for contributor in self.runtime.contributors:
+            if contributor.name in turn.plan.skip:
+                continue
             try:
                 await contributor.after_turn(turn.plan, stored)
             except Exception:  # an observer's failure must not lose the answer

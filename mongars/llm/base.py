@@ -11,7 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 
@@ -28,6 +28,9 @@ class GenerationParams:
     temperature: float
     top_p: float = 1.0
     seed: int | None = None
+    # Constrain the output to JSON matching this schema (llama.cpp grammar, Ollama
+    # `format`, OpenAI `response_format`): the answer then always parses.
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

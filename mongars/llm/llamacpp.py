@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import json
 import os
 import threading
 from collections.abc import AsyncGenerator, Sequence
@@ -217,8 +218,17 @@ class LlamaCppProvider(LLMProvider):
                 raise ProviderError("the prompt and answer do not fit the context window")
             if params.seed is not None:
                 llm.set_seed(params.seed)
+            grammar = None
+            if params.json_schema is not None:
+                from llama_cpp import LlamaGrammar
+
+                grammar = LlamaGrammar.from_json_schema(
+                    json.dumps(params.json_schema), verbose=False
+                )
+                stops = StopMatcher([])  # the grammar decides where the JSON ends
             for token in llm.generate(
                 prompt_tokens,
+                grammar=grammar,
                 temp=params.temperature,
                 top_p=params.top_p,
                 top_k=40,

@@ -54,13 +54,15 @@ class OllamaProvider(LLMProvider):
         }
         if params.seed is not None:
             options["seed"] = params.seed
-        body = {
+        body: dict[str, Any] = {
             "model": self.model_id,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "stream": True,
             "logprobs": True,
             "options": options,
         }
+        if params.json_schema is not None:
+            body["format"] = params.json_schema
         async with (
             provider_errors("Ollama"),
             self._client.stream("POST", "/api/chat", json=body) as response,

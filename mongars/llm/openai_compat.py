@@ -89,6 +89,11 @@ class OpenAICompatProvider(LLMProvider):
         }
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": params.json_schema, "strict": True},
+            }
         finish_reason = "stop"
         usage: dict[str, Any] | None = None
         what = "OpenAI-compatible server"

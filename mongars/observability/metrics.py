@@ -49,6 +49,16 @@ class Metrics:
             description="Generation speed of completed turns",
             explicit_bucket_boundaries_advisory=(1, 5, 10, 20, 40, 60, 80, 120, 200, 400),
         )
+        self.fact_failures = meter.create_counter(
+            "memory.fact_extraction_failures",
+            unit="1",
+            description="Turns whose fact extraction failed (see /api/v1/memory/facts/failures)",
+        )
+        self.memory_cache = meter.create_counter(
+            "memory.cache.lookups",
+            unit="1",
+            description="Memory cache lookups by cache (embedding/results), tier and outcome",
+        )
         self.turns = meter.create_counter(
             "chat.turns", unit="1", description="Chat turns by outcome"
         )

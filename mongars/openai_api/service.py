@@ -123,12 +123,18 @@ class OpenAIService:
 
     async def _prepare(self, who: KeyPrincipal, body: ChatCompletionRequest) -> PreparedTurn:
         convo = to_conversation(body.messages, use_history=who.key.use_history)
+        skip = {
+            name
+            for name, used in (("memory", who.key.use_memory), ("persona", who.key.use_persona))
+            if not used
+        }
         return await self.chat.prepare(
             who.user,
             convo.message,
             thread_id(who.key.id, body.user),
             history=convo.history,
             system_extra=convo.system,
+            skip=frozenset(skip),
         )
 
 

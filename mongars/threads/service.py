@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mongars.auth.models import User
 from mongars.conversation.models import Thread, Turn
 from mongars.errors import InvalidInput, NotFound
+from mongars.memory.repository import MemoryRepository
 from mongars.threads.repository import ThreadKey, ThreadRepository, ThreadRow, TurnHit, TurnKey
 from mongars.threads.schemas import (
     MessageOut,
@@ -31,6 +32,7 @@ _BAD_CURSOR = "malformed cursor: pass next_cursor from the previous page unchang
 class ThreadService:
     def __init__(self, session: AsyncSession) -> None:
         self.repo = ThreadRepository(session)
+        self.memories = MemoryRepository(session)
 
     async def create(self, user: User, title: str | None) -> ThreadOut:
         thread = await self.repo.add(uuid.uuid4().hex, user.id, title or "")
@@ -63,7 +65,10 @@ class ThreadService:
         return _thread_out(ThreadRow(thread, await self.repo.message_count(thread.id)))
 
     async def delete(self, user: User, thread_id: str) -> None:
-        await self.repo.delete(await self._owned(user, thread_id))
+        """Delete the thread, its turns, and what monGARS remembered from it."""
+        thread = await self._owned(user, thread_id)
+        await self.memories.delete_thread(user.id, thread.id)
+        await self.repo.delete(thread)
 
     async def search(self, user: User, q: str, limit: int, cursor: str | None) -> SearchPage:
         """Threads whose title or messages contain ``q`` (case-insensitive, literal)."""

@@ -64,3 +64,23 @@ def test_accounts_chat_and_history_on_postgres(
         "/api/v1/conversation/chat", json={"message": "x", "session_id": "s1"}, headers=admin
     )
     assert again.status_code == 404
+
+
+def test_skipped_contributors_do_not_shape_the_turn(api_factory: Callable[..., Api]) -> None:
+    api = api_factory()
+    api.setup_admin()
+
+    async def scenario() -> tuple[list[str], dict[str, object], dict[str, object]]:
+        runtime = api.runtime
+        async with runtime.sessions() as s:
+            user = await UserRepository(s).by_username("admin")
+        service = ChatService(runtime)
+        names = [c.name for c in runtime.contributors]
+        with_all = await service.prepare(user, "hello there", None)
+        without = await service.prepare(user, "hello there", None, skip=frozenset(names))
+        return names, with_all.plan.steering, without.plan.steering  # type: ignore[union-attr]
+
+    names, steered, plain = api.client.portal.call(scenario)  # type: ignore[union-attr]
+    assert "persona" in names
+    assert "persona" in steered
+    assert plain == {}

@@ -1,0 +1,1 @@
+"""Hippocampus: long-term memory with hybrid recall (dense + full-text + recency)."""

@@ -1,0 +1,267 @@
+"""Recall: the I/O around the hybrid ranking of retrieval.py.
+
+One search: the query's embedding (cached; computed while the database answers
+the rest), the user's memory epoch (one row), then, unless the result is cached
+for that epoch, the best full-text matches (FTS5 BM25 / tsvector, very common
+words left out), the best dense matches, the candidates' times and threads,
+the turns next to the strongest hits (candidates.py: in-process on SQLite, SQL
+on PostgreSQL), the final ranking, and the rows of the hits returned. Every
+query is scoped to one user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mongars.db.base import utcnow
+from mongars.db.engine import unit_of_work
+from mongars.memory.cache import MemoryCache
+from mongars.memory.candidates import CandidateSource, IndexCandidates, SqlCandidates
+from mongars.memory.embeddings import Embedder
+from mongars.memory.index import DenseIndex
+from mongars.memory.repository import MemoryRepository, MemoryRow, query_terms
+from mongars.memory.retrieval import FusionWeights, Scorer, date_spans
+
+TERM_STATS_TTL_S = 600.0
+COMMON_MIN_DOCS = 2000  # a word in fewer memories than this is always matched
+TERM_SAMPLE = 20_000  # newest memories in which words are counted
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryHit:
+    id: int
+    kind: str
+    text: str
+    created_at: datetime
+    turn_id: int | None
+    thread_id: str | None
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "created_at": self.created_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MemoryHit:
+        return cls(**{**data, "created_at": datetime.fromisoformat(data["created_at"])})
+
+
+class Recall:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        embedder: Embedder,
+        weights: FusionWeights,
+        candidates: int,
+        cache: MemoryCache | None,
+    ) -> None:
+        self.sessions = sessions
+        self.embedder = embedder
+        self.weights = weights
+        self.candidates = candidates
+        self.cache = cache
+        self.index = DenseIndex()
+        self._indexed = IndexCandidates(self.index)
+        self._sql = SqlCandidates()
+        # full-text statistics, refreshed every few minutes: term -> (common?, until)
+        self._term_docs: dict[str, tuple[int, float]] = {}
+        self._total: tuple[int, float] = (0, 0.0)
+
+    async def query_vector(self, query: str) -> np.ndarray:
+        async def compute() -> np.ndarray:
+            return (await self.embedder.embed([query]))[0]
+
+        if self.cache is None:
+            return await compute()
+        return await self.cache.vector(self.embedder.model_id, query, compute)
+
+    async def search(
+        self,
+        user_id: int,
+        query: str,
+        k: int,
+        exclude_turn_ids: Sequence[int] = (),
+        thread_id: str | None = None,
+    ) -> list[MemoryHit]:
+        excluded = sorted(set(exclude_turn_ids))
+        # The query is embedded (in the embedder's thread) while the database answers
+        # the rest: the epoch, a cached result, the full-text matches (on PostgreSQL on
+        # a second connection, while the nearest vectors are looked up).
+        embedding = asyncio.ensure_future(self.query_vector(query))
+        text_job: asyncio.Future[list[tuple[int, float]]] | None = None
+        try:
+            async with unit_of_work(self.sessions) as session:
+                repo = MemoryRepository(session)
+                epochs = await repo.epochs(user_id)
+                epoch = f"{epochs[0]}.{epochs[1]}"
+                key = MemoryCache.results_key(epoch, query, k, excluded, thread_id, self.weights)
+                if self.cache is not None:
+                    cached = await self.cache.results(user_id, epoch, key)
+                    if cached is not None:
+                        return [MemoryHit.from_json(h) for h in cached]
+                if repo.dialect == "postgresql":
+                    text_job = asyncio.ensure_future(self._text_apart(user_id, query))
+                else:
+                    text_job = _done(await self._text(repo, user_id, query))
+                hits = await self._rank(
+                    repo, user_id, query, embedding, text_job, epochs, k, set(excluded), thread_id
+                )
+        finally:
+            _settle(embedding)
+            _settle(text_job)
+        if self.cache is not None:
+            await self.cache.store_results(user_id, epoch, key, [h.to_json() for h in hits])
+        return hits
+
+    async def _text(
+        self, repo: MemoryRepository, user_id: int, query: str
+    ) -> list[tuple[int, float]]:
+        terms, require_all = await self._terms(repo, query)
+        return await repo.text_scored(user_id, query, self.candidates, terms, require_all)
+
+    async def _text_apart(self, user_id: int, query: str) -> list[tuple[int, float]]:
+        async with unit_of_work(self.sessions) as session:
+            return await self._text(MemoryRepository(session), user_id, query)
+
+    async def _terms(self, repo: MemoryRepository, query: str) -> tuple[list[str], bool]:
+        """The words to match and whether all are required. A word found in so many
+        memories that matching it would rank a large share of the store for a small
+        share of the score (BM25 weighs words by rarity) is left out; when every word
+        is that common, all of them are required instead. How common a word is, is
+        kept for a few minutes (see MemoryRepository.term_counts)."""
+        terms = query_terms(query)
+        if len(terms) < 2:
+            return terms, False
+        now = time.monotonic()
+        if now > self._total[1]:
+            self._total = (await repo.max_id(), now + TERM_STATS_TTL_S)
+        total = self._total[0]
+        if total < COMMON_MIN_DOCS:
+            return terms, False
+        # SQLite counts in a sample of the newest; PostgreSQL estimates over the table
+        sample = total if repo.dialect == "postgresql" else min(total, TERM_SAMPLE)
+        limit = max(COMMON_MIN_DOCS, self.weights.common_term_share * total)
+        cap = max(1, math.ceil(limit * sample / total))  # the limit, within the sample
+        stale = [t for t in terms if self._term_docs.get(t, (0, 0.0))[1] < now]
+        if stale:
+            counts = await repo.term_counts(stale, cap, after_id=total - sample)
+            for term, docs in counts.items():
+                self._term_docs[term] = (int(docs >= cap), now + TERM_STATS_TTL_S)
+            while len(self._term_docs) > 50_000:
+                self._term_docs.pop(next(iter(self._term_docs)))
+        kept = [t for t in terms if not self._term_docs[t][0]]
+        return (kept, False) if kept else (terms, True)
+
+    def _source(self, repo: MemoryRepository) -> CandidateSource:
+        return self._sql if repo.dialect == "postgresql" else self._indexed
+
+    async def dense(
+        self,
+        repo: MemoryRepository,
+        user_id: int,
+        vector: np.ndarray,
+        k: int,
+        epochs: tuple[int, int] | None = None,
+    ) -> list[tuple[int, float]]:
+        """(id, cosine) of the user's nearest memories, best first."""
+        return await self._source(repo).dense(repo, user_id, vector, k, epochs)
+
+    async def _rank(
+        self,
+        repo: MemoryRepository,
+        user_id: int,
+        query: str,
+        embedding: Awaitable[np.ndarray],
+        text_job: Awaitable[list[tuple[int, float]]],
+        epochs: tuple[int, int],
+        k: int,
+        excluded: set[int],
+        thread_id: str | None,
+    ) -> list[MemoryHit]:
+        source = self._source(repo)
+        vector = await embedding
+        dense = await source.dense(repo, user_id, vector, self.candidates, epochs)
+        text = await text_job
+        ids = list(dict.fromkeys([*(i for i, _ in dense), *(i for i, _ in text)]))
+        pool, rows = await source.pool(repo, user_id, ids)
+        # every candidate gets both scores: cosines of text-only matches are looked up
+        cosines = dict(dense)
+        missing = [i for i in pool if i not in cosines]
+        cosines |= await source.cosines(repo, user_id, vector, missing)
+        for i, c in pool.items():
+            c.dense = cosines.get(i, 0.0)
+        for i, score in text:
+            if i in pool:
+                pool[i].text = score
+        now = utcnow()
+        scorer = Scorer(self.weights, date_spans(query, now), now.timestamp())
+        scorer.score_pool(pool.values())
+        links: list[tuple[int, int, int]] = []
+        sources = scorer.sources(pool.values())
+        if sources:
+            w = self.weights
+            links, found, more = await source.neighbours(
+                repo, user_id, vector, sources, len(w.before), len(w.after)
+            )
+            rows |= more
+            for c in found:
+                if c.id not in pool:
+                    pool[c.id] = c
+                    scorer.score_late(c)
+        return await self._hits(
+            repo, user_id, scorer.spread(pool, links), rows, k, excluded, thread_id
+        )
+
+    async def _hits(
+        self,
+        repo: MemoryRepository,
+        user_id: int,
+        ranked: list[tuple[int, float]],
+        rows: dict[int, MemoryRow],
+        k: int,
+        excluded: set[int],
+        thread_id: str | None,
+    ) -> list[MemoryHit]:
+        """The best ``k`` that pass the filters, reading rows a chunk at a time."""
+        hits: list[MemoryHit] = []
+        chunk = max(2 * k, 20)
+        for start in range(0, len(ranked), chunk):
+            part = ranked[start : start + chunk]
+            missing = [i for i, _ in part if i not in rows]
+            rows |= {m.id: m for m in await repo.hit_rows(user_id, missing)}
+            for memory_id, score in part:
+                m = rows.get(memory_id)
+                if m is None or (m.turn_id is not None and m.turn_id in excluded):
+                    continue
+                if thread_id is not None and m.thread_id != thread_id:
+                    continue
+                hits.append(
+                    MemoryHit(m.id, m.kind, m.text, m.created_at, m.turn_id, m.thread_id, score)
+                )
+                if len(hits) >= k:
+                    return hits
+        return hits
+
+
+def _done(value: list[tuple[int, float]]) -> asyncio.Future[list[tuple[int, float]]]:
+    future: asyncio.Future[list[tuple[int, float]]] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+def _settle(job: asyncio.Future[Any] | None) -> None:
+    """Cancel a job still running; mark a failed one's error as seen (raised above)."""
+    if job is None:
+        return
+    if not job.done():
+        job.cancel()
+    elif not job.cancelled():
+        job.exception()

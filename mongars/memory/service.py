@@ -1,0 +1,157 @@
+"""Hippocampus: remember turns, index them, and recall what matters for a query.
+
+Recall is hybrid: the user's memories ranked by embedding similarity (pgvector
+on PostgreSQL, the in-process index on SQLite) and by full-text relevance
+(FTS5 BM25 / tsvector), fused by score with time, thread and neighbour terms
+(retrieval.py, recall.py). Every query is scoped to one user; nothing crosses users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mongars.db.base import utcnow
+from mongars.db.engine import unit_of_work
+from mongars.memory.cache import MemoryCache
+from mongars.memory.embeddings import Embedder
+from mongars.memory.models import Memory
+from mongars.memory.recall import MemoryHit, Recall
+from mongars.memory.repository import MemoryRepository
+from mongars.memory.retrieval import FusionWeights
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMemory:
+    text: str
+    created_at: datetime | None = None
+    kind: str = "note"
+    thread_id: str | None = None
+    turn_id: int | None = None
+    meta: dict[str, object] | None = None
+    extract_facts: bool = False  # queue fact extraction (memory.facts setting)
+
+
+def turn_text(query: str, response: str) -> str:
+    return f"User: {query}\nAssistant: {response}"
+
+
+class MemoryService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        embedder: Embedder,
+        weights: FusionWeights | None = None,
+        candidates: int = 50,
+        cache: MemoryCache | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.embedder = embedder
+        self.weights = weights or FusionWeights()
+        self.candidates = candidates
+        self.cache = cache
+        self.recall = Recall(sessions, embedder, self.weights, candidates, cache)
+        self.index = self.recall.index
+        self.pending = asyncio.Event()  # set when there is something to embed
+
+    # -- writing --------------------------------------------------------------------
+
+    async def add(
+        self,
+        user_id: int,
+        items: Sequence[NewMemory],
+        embed: bool = True,
+        vectors: np.ndarray | None = None,
+    ) -> list[int]:
+        """Store memories; with ``embed`` they are searchable when this returns
+        (``vectors``: their embeddings, when the caller already has them)."""
+        if vectors is None and embed:
+            vectors = await self.embedder.embed([i.text for i in items])
+        async with unit_of_work(self.sessions) as session:
+            rows = [
+                Memory(
+                    user_id=user_id,
+                    kind=i.kind,
+                    text=i.text,
+                    thread_id=i.thread_id,
+                    turn_id=i.turn_id,
+                    created_at=i.created_at or utcnow(),
+                    updated_at=utcnow(),
+                    embedded=vectors is not None,
+                    embedding=vectors[n] if vectors is not None else None,
+                    meta=dict(i.meta or {}),
+                    source_ids=[],
+                    facts_status="pending" if i.extract_facts else None,
+                )
+                for n, i in enumerate(items)
+            ]
+            await MemoryRepository(session).add(rows)
+            ids = [r.id for r in rows]
+        if vectors is None:
+            self.pending.set()
+        return ids
+
+    async def index_pending(self, batch: int = 64) -> int:
+        """Embed memories stored without an embedding (and turns with no memory yet)."""
+        done = 0
+        async with unit_of_work(self.sessions) as session:
+            repo = MemoryRepository(session)
+            for turn in await repo.unindexed_turns(500):
+                await repo.add(
+                    [
+                        Memory(
+                            user_id=turn.user_id,
+                            kind="turn",
+                            text=turn_text(turn.query, turn.response),
+                            thread_id=turn.thread_id,
+                            turn_id=turn.id,
+                            created_at=turn.created_at,
+                            updated_at=utcnow(),
+                            embedded=False,
+                            meta={},
+                            source_ids=[],
+                        )
+                    ]
+                )
+        while True:
+            async with unit_of_work(self.sessions) as session:
+                repo = MemoryRepository(session)
+                rows = await repo.pending(batch)
+                if not rows:
+                    return done
+                vectors = await self.embedder.embed([r.text for r in rows])
+                await repo.set_embeddings([r.id for r in rows], vectors)
+                done += len(rows)
+
+    # -- recall ---------------------------------------------------------------------
+
+    async def search(
+        self,
+        user_id: int,
+        query: str,
+        k: int = 10,
+        exclude_turn_ids: Sequence[int] = (),
+        thread_id: str | None = None,
+    ) -> list[MemoryHit]:
+        """The user's ``k`` most relevant memories for ``query`` (see recall.py)."""
+        if not query.strip():
+            return []
+        return await self.recall.search(user_id, query, k, exclude_turn_ids, thread_id)
+
+    async def invalidate(self, user_id: int) -> None:
+        """Drop the user's cached results and in-process index now (after an edit or a
+        forget: the epoch already makes them unreachable; this also erases them)."""
+        self.index.forget(user_id)
+        if self.cache is not None:
+            await self.cache.invalidate_user(user_id)
+
+    async def _dense(self, repo: MemoryRepository, user_id: int, vector: np.ndarray) -> list[int]:
+        return [i for i, _ in await self.recall.dense(repo, user_id, vector, self.candidates)]

@@ -1,0 +1,64 @@
+"""Building the memory system for a running app (called by the lifespan)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from mongars.memory.cache import create_cache
+from mongars.memory.contributor import MemoryContributor
+from mongars.memory.control import MemoryControl
+from mongars.memory.embeddings import Embedder
+from mongars.memory.facts import FactExtractor
+from mongars.memory.retention import retention_loop
+from mongars.memory.retrieval import weights_from
+from mongars.memory.service import MemoryService
+from mongars.memory.tasks import Indexer
+from mongars.runtime import Runtime
+
+
+@dataclass
+class MemorySystem:
+    service: MemoryService
+    indexer: Indexer
+    embedder: Embedder
+    owns_embedder: bool
+    retention: asyncio.Task[None] | None = None
+
+    async def stop(self) -> None:
+        if self.retention is not None:
+            self.retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.retention
+        await self.indexer.stop()
+        if self.service.cache is not None:
+            await self.service.cache.close()
+        if self.owns_embedder:
+            self.embedder.close()
+
+
+async def start_memory(runtime: Runtime, embedder: Embedder | None = None) -> MemorySystem:
+    cfg = runtime.settings.memory
+    owns = embedder is None
+    embedder = embedder or Embedder(threads=cfg.embed_threads, precision=cfg.embed_precision)
+    if owns:
+        await embedder.start()
+    cache = create_cache(runtime.settings, runtime.metrics.memory_cache)
+    service = MemoryService(
+        runtime.sessions, embedder, weights_from(cfg), cfg.candidates, cache=cache
+    )
+    runtime.contributors.append(
+        MemoryContributor(service, runtime.llm, cfg.context_tokens, facts=cfg.facts)
+    )
+    facts = (
+        FactExtractor(service, runtime.llm, runtime.metrics.fact_failures) if cfg.facts else None
+    )
+    indexer = Indexer(service, facts)
+    indexer.start()
+    # Retention passes: at start, then every interval (harmless on several processes).
+    control = MemoryControl(runtime.sessions, runtime.settings)
+    retention = asyncio.create_task(
+        retention_loop(control, cfg.retention_interval_s), name="memory-retention"
+    )
+    return MemorySystem(service, indexer, embedder, owns, retention)
