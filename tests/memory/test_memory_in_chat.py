@@ -34,25 +34,36 @@ def test_a_fact_from_an_old_thread_is_recalled_in_a_new_one(
     alice = api.setup_admin("alice")
     bob = api.create_user(alice, "bob")
     for text in ["My dog is called Rex and he loves the beach.", "I work as a nurse in Lyon."]:
-        api.client.post("/api/v1/conversation/chat", json={"message": text, "session_id": "old"},
-                        headers=alice)
-    api.client.post("/api/v1/conversation/chat",
-                    json={"message": "My cat is named Whiskers.", "session_id": "b1"}, headers=bob)
+        api.client.post(
+            "/api/v1/conversation/chat", json={"message": text, "session_id": "old"}, headers=alice
+        )
+    api.client.post(
+        "/api/v1/conversation/chat",
+        json={"message": "My cat is named Whiskers.", "session_id": "b1"},
+        headers=bob,
+    )
     wait_indexed(api, 3)
-    r = api.client.post("/api/v1/conversation/chat",
-                        json={"message": "What is the name of my dog?", "session_id": "new"},
-                        headers=alice)
+    r = api.client.post(
+        "/api/v1/conversation/chat",
+        json={"message": "What is the name of my dog?", "session_id": "new"},
+        headers=alice,
+    )
     body = r.json()
     assert body["memory_ids"], body
     system = llm.calls[-1][0].content
     assert "Rex" in system and "Whiskers" not in system  # recalled, and only alice's
     # the thread's own recent turns are not repeated as memories
-    api.client.post("/api/v1/conversation/chat",
-                    json={"message": "Tell me about Rex again", "session_id": "new"}, headers=alice)
+    api.client.post(
+        "/api/v1/conversation/chat",
+        json={"message": "Tell me about Rex again", "session_id": "new"},
+        headers=alice,
+    )
     wait_indexed(api, 5)
-    r = api.client.post("/api/v1/conversation/chat",
-                        json={"message": "What is the name of my dog?", "session_id": "new"},
-                        headers=alice)
+    r = api.client.post(
+        "/api/v1/conversation/chat",
+        json={"message": "What is the name of my dog?", "session_id": "new"},
+        headers=alice,
+    )
     system = llm.calls[-1][0].content
     assert "Tell me about Rex again" not in system
     assert system.count("What is the name of my dog?") == 0
@@ -64,8 +75,9 @@ def test_turns_missing_a_memory_are_indexed_at_start(
     # A server without memory stores turns; one with memory on finds and indexes them.
     plain = api_factory()
     alice = plain.setup_admin("alice")
-    plain.client.post("/api/v1/conversation/chat",
-                      json={"message": "My favourite colour is teal."}, headers=alice)
+    plain.client.post(
+        "/api/v1/conversation/chat", json={"message": "My favourite colour is teal."}, headers=alice
+    )
     data_dir = plain.runtime.settings.data_dir
     plain.client.__exit__(None, None, None)
     api = api_factory(embedder=embedder, memory={"enabled": True}, data_dir=data_dir)
@@ -81,12 +93,15 @@ def test_turns_missing_a_memory_are_indexed_at_start(
 def test_deleting_a_thread_forgets_what_was_remembered_from_it(
     api_factory: Callable[..., Api], embedder: Any
 ) -> None:
-    api = api_factory(provider=ScriptedLLM(replies=["Noted."]), embedder=embedder,
-                      memory={"enabled": True})
+    api = api_factory(
+        provider=ScriptedLLM(replies=["Noted."]), embedder=embedder, memory={"enabled": True}
+    )
     headers = api.setup_admin()
-    api.client.post("/api/v1/conversation/chat",
-                    json={"message": "My locker code is 4471.", "session_id": "secret"},
-                    headers=headers)
+    api.client.post(
+        "/api/v1/conversation/chat",
+        json={"message": "My locker code is 4471.", "session_id": "secret"},
+        headers=headers,
+    )
     wait_indexed(api, 1)
     hits = api.client.get("/api/v1/memory/search?q=locker code", headers=headers).json()["items"]
     assert hits and "4471" in hits[0]["text"]

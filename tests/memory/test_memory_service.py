@@ -111,5 +111,7 @@ def test_search_handles_hostile_and_empty_queries(database_url: str, embedder: A
 
 def test_query_terms_drop_stopwords_and_duplicates(database_url: str) -> None:
     assert query_terms("What did Melanie paint, and what did Melanie eat?") == [
-        "melanie", "paint", "eat",
+        "melanie",
+        "paint",
+        "eat",
     ]
