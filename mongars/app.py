@@ -125,7 +125,8 @@ async def build_runtime(
         bus=bus,
     )
     runtime._hub = GenerationHub(runtime, bus)
-    runtime.contributors.append(PersonaContributor(PersonaService(sessions, settings)))
+    if settings.persona.enabled:
+        runtime.contributors.append(PersonaContributor(PersonaService(sessions, settings)))
     if settings.caption_model:  # image input: load the BLIP model now, in a thread
         try:
             runtime.contributors.append(

@@ -130,6 +130,7 @@ class RealtimeSettings(BaseModel):
 class PersonaSettings(BaseModel):
     """Per-user steering from the profile (docs/persona.md)."""
 
+    enabled: bool = True
     # Inferred style applies once measured on this many messages (confidence >= 0.5).
     min_observations: int = Field(default=3, ge=1)
     # Exponential moving average weight of a new message (a plain mean until 1/alpha messages).

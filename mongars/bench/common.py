@@ -104,6 +104,10 @@ def embedded_env(tmp: str, model_path: str, max_tokens: int, threads: int) -> di
         "MONGARS_LLM__MAX_TOKENS": str(max_tokens),
         "MONGARS_LLM__THREADS": str(threads),
         "MONGARS_LOG_LEVEL": "warning",
+        # The pipeline's own overhead on the same prompt as the raw baseline:
+        # recalled memories and persona directives would change the prompt.
+        "MONGARS_MEMORY__ENABLED": "false",
+        "MONGARS_PERSONA__ENABLED": "false",
     }
 
 

@@ -29,7 +29,7 @@ class MemoryContributor(TurnContributor):
         if budget <= 0:
             return
         recent = [t.turn_id for t in plan.history if t.turn_id is not None]
-        hits = await self.memory.search(plan.user.id, plan.message, k=20, exclude_turn_ids=recent)
+        hits = await self.memory.search(plan.user.id, plan.message, k=60, exclude_turn_ids=recent)
         lines: list[str] = []
         used = (await self.llm.message_tokens([ChatMessage("system", HEADER)]))[0]
         for hit in hits:
