@@ -8,32 +8,30 @@ HTTP client exactly as a user's would be.
 
 from __future__ import annotations
 
+import functools
 import json
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 from rich.console import Console
 
 from mongars.bench.common import (
-    PASSWORD,
     PROMPT,
     RawEngine,
     Run,
-    compare_table,
-    create_users,
-    embedded_env,
-    free_port,
-    model_and_threads,
-    start_server,
-    stop_server,
+    compare_with_raw,
 )
-from mongars.settings import Settings
 
 
-def _server_run(http: httpx.Client, engine: RawEngine) -> tuple[Run, str]:
+@functools.cache
+def _client(base: str, token: str) -> httpx.Client:
+    """One kept-alive connection per server, as a real client would hold."""
+    return httpx.Client(base_url=base, timeout=300, headers={"Authorization": f"Bearer {token}"})
+
+
+def _server_run(base: str, token: str, engine: RawEngine) -> tuple[Run, str]:
     """A lean SSE reader, so the client's own CPU use disturbs the server little."""
+    http = _client(base, token)
     start = time.perf_counter()
     first = last = 0.0
     text = ""
@@ -57,33 +55,11 @@ def _server_run(http: httpx.Client, engine: RawEngine) -> tuple[Run, str]:
 
 
 def run_bench_chat(runs: int = 5, max_tokens: int = 128) -> None:
-    console = Console()
-    base, model_path, threads = model_and_threads(console)
-    with tempfile.TemporaryDirectory(prefix="mongars-bench-") as tmp:
-        create_users(Settings(data_dir=Path(tmp), database_url=""), ["bench"])
-        port = free_port()
-        console.print(f"starting `mongars serve` on 127.0.0.1:{port} ...")
-        env = embedded_env(tmp, model_path, max_tokens, threads)
-        server = start_server(["-m", "mongars.cli", "serve", "--port", str(port)], env, port)
-        try:
-            engine = RawEngine(base, model_path, threads)
-            http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300)
-            token = http.post("/token", data={"username": "bench", "password": PASSWORD})
-            http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-            engine.run(max_tokens)  # warm-up, both sides
-            _server_run(http, engine)
-            raw: list[Run] = []
-            e2e: list[Run] = []
-            for i in range(runs):
-                console.print(f"run {i + 1}/{runs}")
-                r, raw_text = engine.run(max_tokens)
-                s, server_text = _server_run(http, engine)
-                raw.append(r)
-                e2e.append(s)
-            http.close()
-        finally:
-            stop_server(server)
-    same = raw_text.strip() == server_text.strip()
-    console.print(
-        compare_table("mongars bench chat (medians)", "POST /chat/stream client", raw, e2e, same)
+    compare_with_raw(
+        Console(),
+        "mongars bench chat (medians)",
+        "POST /chat/stream client",
+        _server_run,
+        runs,
+        max_tokens,
     )

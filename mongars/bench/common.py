@@ -8,8 +8,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,45 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not ordered:
         return 0.0
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+ClientRun = Callable[[str, str, RawEngine], tuple[Run, str]]  # (base url, token, engine)
+
+
+def compare_with_raw(
+    console: Console,
+    title: str,
+    client_label: str,
+    client_run: ClientRun,
+    runs: int,
+    max_tokens: int,
+) -> None:
+    """Start a real `mongars serve` on the embedded model, then alternate raw
+    llama-cpp-python runs and ``client_run`` on the same prompt; print medians."""
+    base_settings, model_path, threads = model_and_threads(console)
+    with tempfile.TemporaryDirectory(prefix="mongars-bench-") as tmp:
+        create_users(Settings(data_dir=Path(tmp), database_url=""), ["bench"])
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        console.print(f"starting `mongars serve` (embedded model) on {base} ...")
+        env = embedded_env(tmp, model_path, max_tokens, threads)
+        server = start_server(["-m", "mongars.cli", "serve", "--port", str(port)], env, port)
+        try:
+            engine = RawEngine(base_settings, model_path, threads)
+            r = httpx.post(f"{base}/token", data={"username": "bench", "password": PASSWORD})
+            r.raise_for_status()
+            token = str(r.json()["access_token"])
+            engine.run(max_tokens)  # warm-up, both sides
+            client_run(base, token, engine)
+            raw: list[Run] = []
+            served: list[Run] = []
+            for i in range(runs):
+                console.print(f"run {i + 1}/{runs}")
+                raw_run, raw_text = engine.run(max_tokens)
+                client, client_text = client_run(base, token, engine)
+                raw.append(raw_run)
+                served.append(client)
+        finally:
+            stop_server(server)
+    same = raw_text.strip() == client_text.strip()
+    console.print(compare_table(title, client_label, raw, served, same))

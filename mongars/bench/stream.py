@@ -29,11 +29,10 @@ from mongars.bench.common import (
     PROMPT,
     RawEngine,
     Run,
-    compare_table,
+    compare_with_raw,
     create_users,
     embedded_env,
     free_port,
-    model_and_threads,
     percentile,
     rss_mib,
     start_server,
@@ -77,37 +76,13 @@ async def _ws_run(base: str, token: str, engine: RawEngine) -> tuple[Run, str]:
 
 
 def _model_part(console: Console, runs: int, max_tokens: int) -> None:
-    base_settings, model_path, threads = model_and_threads(console)
-    with tempfile.TemporaryDirectory(prefix="mongars-bench-") as tmp:
-        create_users(Settings(data_dir=Path(tmp), database_url=""), ["bench"])
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        console.print(f"[1-2] starting `mongars serve` (embedded model) on {base} ...")
-        env = embedded_env(tmp, model_path, max_tokens, threads)
-        server = start_server(["-m", "mongars.cli", "serve", "--port", str(port)], env, port)
-        try:
-            engine = RawEngine(base_settings, model_path, threads)
-            token = _login(base, "bench")
-            engine.run(max_tokens)
-            asyncio.run(_ws_run(base, token, engine))
-            raw: list[Run] = []
-            ws_runs: list[Run] = []
-            for i in range(runs):
-                console.print(f"run {i + 1}/{runs}")
-                r, raw_text = engine.run(max_tokens)
-                w, ws_text = asyncio.run(_ws_run(base, token, engine))
-                raw.append(r)
-                ws_runs.append(w)
-        finally:
-            stop_server(server)
-    console.print(
-        compare_table(
-            "mongars bench stream: WebSocket vs raw (medians)",
-            "WebSocket client",
-            raw,
-            ws_runs,
-            raw_text.strip() == ws_text.strip(),
-        )
+    compare_with_raw(
+        console,
+        "mongars bench stream: WebSocket vs raw (medians)",
+        "WebSocket client",
+        lambda base, token, engine: asyncio.run(_ws_run(base, token, engine)),
+        runs,
+        max_tokens,
     )
 
 

@@ -85,7 +85,6 @@ def test_pending_memories_are_indexed_then_found(database_url: str, embedder: An
     async def scenario() -> None:
         engine, memory, alice, _ = await _setup(database_url, embedder)
         await memory.add(alice, [NewMemory("I keep bees on the roof of my building.")], embed=False)
-        assert await memory.search(alice, "beekeeping hobby", k=3) == [] or True
         assert await memory.index_pending() == 1
         hits = await memory.search(alice, "beekeeping hobby", k=3)
         assert hits and "bees" in hits[0].text
