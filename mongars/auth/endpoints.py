@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 
+from mongars.auth.admin import AUDIT_PAGE_MAX, AdminService
 from mongars.auth.schemas import (
+    AuditPage,
     ChangePasswordRequest,
     RegisterRequest,
     RegisterResponse,
+    ResetPasswordRequest,
     SetupRequest,
     SetupStatus,
     StatusResponse,
@@ -24,11 +27,20 @@ from mongars.deps import (
     OptionalUser,
     PrincipalDep,
     RuntimeDep,
+    SessionDep,
 )
 from mongars.errors import Forbidden, InvalidInput
 from mongars.settings import RegistrationPolicy
 
 router = APIRouter(tags=["auth"])
+
+
+def get_admin_service(request: Request, session: SessionDep, runtime: RuntimeDep) -> AdminService:
+    address = request.client.host if request.client else None
+    return AdminService(session, runtime.settings.auth, runtime.secret, address)
+
+
+AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
 
 
 @router.post("/token", response_model=TokenResponse)
@@ -69,7 +81,11 @@ async def setup_first_admin(
 
 @router.post("/api/v1/user/register", response_model=RegisterResponse)
 async def register(
-    body: RegisterRequest, runtime: RuntimeDep, auth: AuthServiceDep, caller: OptionalUser
+    body: RegisterRequest,
+    runtime: RuntimeDep,
+    auth: AuthServiceDep,
+    admin: AdminServiceDep,
+    caller: OptionalUser,
 ) -> RegisterResponse:
     policy = runtime.settings.auth.registration
     caller_is_admin = caller is not None and caller.is_admin
@@ -79,7 +95,10 @@ async def register(
         raise Forbidden("only an admin can register users on this server")
     if body.is_admin and not caller_is_admin:
         raise Forbidden("only an admin can create an admin")
-    user = await auth.create_user(body.username, body.password, is_admin=body.is_admin)
+    if caller is not None and caller_is_admin:  # an admin action: audited
+        user = await admin.create_user(caller, body.username, body.password, is_admin=body.is_admin)
+    else:
+        user = await auth.create_user(body.username, body.password, is_admin=body.is_admin)
     return RegisterResponse(is_admin=user.is_admin)
 
 
@@ -106,28 +125,45 @@ async def me(user: CurrentUser) -> UserOut:
 
 
 @router.get("/api/v1/admin/users", response_model=list[UserOut])
-async def admin_list_users(_: AdminUser, auth: AuthServiceDep) -> list[UserOut]:
-    return await auth.list_users()
+async def admin_list_users(_: AdminUser, admin: AdminServiceDep) -> list[UserOut]:
+    return await admin.list_users()
 
 
 @router.post("/api/v1/admin/users", response_model=UserOut, status_code=201)
-async def admin_create_user(body: RegisterRequest, _: AdminUser, auth: AuthServiceDep) -> UserOut:
-    return await auth.create_user(body.username, body.password, is_admin=body.is_admin)
+async def admin_create_user(
+    body: RegisterRequest, actor: AdminUser, admin: AdminServiceDep
+) -> UserOut:
+    return await admin.create_user(actor, body.username, body.password, is_admin=body.is_admin)
 
 
 @router.post("/api/v1/admin/users/{username}/admin", response_model=UserOut)
 async def admin_set_admin(
-    username: str, is_admin: bool, admin: AdminUser, auth: AuthServiceDep
+    username: str, is_admin: bool, actor: AdminUser, admin: AdminServiceDep
 ) -> UserOut:
-    if username == admin.username and not is_admin:
-        raise Forbidden("an admin cannot demote themselves (ask another admin)")
-    return await auth.set_admin(username, is_admin)
+    return await admin.set_admin(actor, username, is_admin)
 
 
 @router.post("/api/v1/admin/users/{username}/active", response_model=UserOut)
 async def admin_set_active(
-    username: str, is_active: bool, admin: AdminUser, auth: AuthServiceDep
+    username: str, is_active: bool, actor: AdminUser, admin: AdminServiceDep
 ) -> UserOut:
-    if username == admin.username and not is_active:
-        raise Forbidden("an admin cannot disable their own account")
-    return await auth.set_active(username, is_active)
+    return await admin.set_active(actor, username, is_active)
+
+
+@router.post("/api/v1/admin/users/{username}/password", response_model=UserOut)
+async def admin_reset_password(
+    username: str, body: ResetPasswordRequest, actor: AdminUser, admin: AdminServiceDep
+) -> UserOut:
+    """Set a user's password; every token they held stops working at once."""
+    return await admin.reset_password(actor, username, body.password)
+
+
+@router.get("/api/v1/admin/audit", response_model=AuditPage)
+async def admin_audit_log(
+    _: AdminUser,
+    admin: AdminServiceDep,
+    limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 50,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> AuditPage:
+    """Admin actions, newest first; ``before`` = the previous page's ``next_before``."""
+    return await admin.audit_page(limit, before)

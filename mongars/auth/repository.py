@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mongars.auth.models import RevokedToken, User
+from mongars.auth.models import AuditEntry, RevokedToken, User
 from mongars.db.base import utcnow
 
 
@@ -47,3 +47,21 @@ class UserRepository:
 
     async def is_revoked(self, jti: str) -> bool:
         return await self.session.get(RevokedToken, jti) is not None
+
+
+class AuditRepository:
+    """The admin audit log: append and read, newest first."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, entry: AuditEntry) -> AuditEntry:
+        self.session.add(entry)
+        await self.session.flush()
+        return entry
+
+    async def page(self, limit: int, before: int | None) -> list[AuditEntry]:
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(AuditEntry.id < before)
+        return list((await self.session.execute(query)).scalars())

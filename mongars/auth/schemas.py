@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -64,3 +65,22 @@ class UserOut(BaseModel):
     username: str
     is_admin: bool
     is_active: bool
+
+
+class ResetPasswordRequest(BaseModel):
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    created_at: datetime
+    actor: str
+    action: str
+    target: str | None
+    detail: str
+    address: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_before: int | None  # pass as ?before= for the next (older) page
