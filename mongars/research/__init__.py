@@ -1,0 +1,1 @@
+"""Research: documents, chunking, the Iris fetcher, web search, curiosity and rag-context."""
