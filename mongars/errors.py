@@ -61,6 +61,14 @@ class MessageTooLong(DomainError):
     status, code = 413, "message_too_long"
 
 
+class PayloadTooLarge(DomainError):
+    status, code = 413, "too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    status, code = 415, "unsupported_media_type"
+
+
 class RateLimited(DomainError):
     status, code = 429, "rate_limited"
 

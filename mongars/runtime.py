@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mongars.conversation.generations import GenerationHub
     from mongars.conversation.plan import TurnContributor
     from mongars.memory.setup import MemorySystem
+    from mongars.research.setup import DocumentSystem
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Runtime:
     # Features that shape each turn (persona, memory...), in order.
     contributors: list[TurnContributor] = field(default_factory=list)
     memory: MemorySystem | None = None
+    documents: DocumentSystem | None = None
     _hub: GenerationHub | None = None
 
     @property

@@ -140,6 +140,37 @@ class PersonaSettings(BaseModel):
     cache_ttl_s: float = Field(default=60.0, ge=0.0, description="profile cache per process")
 
 
+class ResearchSettings(BaseModel):
+    """Documents, rag-context, knowledge gaps and web research (docs/research.md)."""
+
+    documents: bool = True  # the document index (shares the memory embedding model)
+    rag_enabled: bool = True  # POST /api/v1/review/rag-context answers from the index
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    chunk_tokens: int = Field(default=200, ge=32, le=1000, description="~4 chars each")
+    chunk_overlap_tokens: int = Field(default=30, ge=0, le=500)
+    # (MiniLM reads 256 word pieces: longer chunks are embedded by their start only.)
+    context_tokens: int = Field(default=800, ge=0, description="document passages per prompt")
+    passages: int = Field(default=4, ge=0, le=20, description="most passages cited per answer")
+    min_passage_score: float = Field(default=0.35, ge=0, le=2, description="fused score to cite")
+    text_weight: float = Field(default=0.5, ge=0, description="BM25 share in the fused score")
+    # Curiosity: a question is a knowledge gap when its best retrieval similarity is below
+    # gap_score and fewer than gap_coverage of its key terms appear in what was found.
+    gap_score: float = Field(default=0.45, ge=0, le=1)
+    gap_coverage: float = Field(default=0.5, ge=0, le=1)
+    # Web research (off by default: nothing leaves the machine).
+    web: bool = False
+    searxng_url: str = ""  # a SearxNG instance (JSON API); empty = DuckDuckGo's HTML page
+    research_pages: int = Field(default=3, ge=1, le=10, description="pages fetched per gap")
+    fetch_timeout_s: float = Field(default=10.0, gt=0)
+    fetch_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    fetch_host_interval_s: float = Field(
+        default=1.0, ge=0, description="between requests to a host"
+    )
+    user_agent: str = "monGARS-Iris/0.1 (+self-hosted research fetcher)"
+    # Hosts the fetcher may reach although private (e.g. an intranet wiki); tests use 127.0.0.1.
+    allow_private_hosts: list[str] = []
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MONGARS_",
@@ -168,6 +199,7 @@ class Settings(BaseSettings):
     realtime: RealtimeSettings = RealtimeSettings()
     memory: MemorySettings = MemorySettings()
     persona: PersonaSettings = PersonaSettings()
+    research: ResearchSettings = ResearchSettings()
     # Image input: a BLIP captioning model directory (transformers); empty = no image input.
     caption_model: str = ""
     caption_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="decoded image")

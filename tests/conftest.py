@@ -27,6 +27,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "secret_key": "test-secret-key-that-is-long-enough-000",
         # Memory loads an embedding model: on only where a test asks for it.
         "memory": {"enabled": False},
+        # Documents too (they share that model): on where a test asks for them.
+        "research": {"documents": False},
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]

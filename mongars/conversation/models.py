@@ -51,5 +51,7 @@ class Turn(Base):
     # What shaped the answer (contributors' records: directives, budgets, sources).
     steering: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     memory_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # Document passages the answer was given, numbered as in the prompt ([1], [2]...).
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     image_caption: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

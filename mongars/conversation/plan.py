@@ -32,6 +32,7 @@ class TurnPlan:
     context_parts: list[str] = field(default_factory=list)  # retrieved or attached context
     steering: dict[str, Any] = field(default_factory=dict)  # stored: what was applied, why
     memory_ids: list[int] = field(default_factory=list)  # stored: memories used
+    citations: list[dict[str, Any]] = field(default_factory=list)  # stored: passages given
     # Contributors this turn must not use (e.g. an API key without memory or persona).
     skip: frozenset[str] = frozenset()
     image: bytes | None = None  # an attached image, raw bytes (a captioner consumes it)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -83,6 +84,12 @@ class ChatResponse(BaseModel):
     finish_reason: str
     memory_ids: list[int] = Field(
         default_factory=list, description="Ids of the memories recalled into the prompt."
+    )
+    citations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Document passages given to the model, numbered as in its prompt "
+        "([n]): n, chunk_id, document_id, collection, path, title, section, page, url, "
+        "score, excerpt (docs/research.md).",
     )
 
 

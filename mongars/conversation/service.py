@@ -278,6 +278,7 @@ class ChatService:
                     generation_id=turn.generation_id,
                     steering=dict(turn.plan.steering) if turn.plan else {},
                     memory_ids=list(turn.plan.memory_ids) if turn.plan else [],
+                    citations=list(turn.plan.citations) if turn.plan else [],
                     image_caption=turn.plan.image_caption if turn.plan else None,
                     created_at=created,
                 ),
@@ -301,6 +302,7 @@ class ChatService:
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
             finish_reason=finish.finish_reason if finish else "cancelled",
             memory_ids=list(turn.plan.memory_ids) if turn.plan else [],
+            citations=list(turn.plan.citations) if turn.plan else [],
         )
 
     async def _after_turn(self, turn: PreparedTurn, result: ChatResponse) -> None:

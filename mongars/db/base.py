@@ -49,5 +49,6 @@ def import_all_models() -> type[Base]:
     from mongars.conversation import models as _conversation  # noqa: F401
     from mongars.memory import models as _memory  # noqa: F401
     from mongars.persona import models as _persona  # noqa: F401
+    from mongars.research import models as _research  # noqa: F401
 
     return Base

@@ -1,0 +1,39 @@
+"""Building the documents system for a running app (called by the lifespan)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mongars.memory.embeddings import Embedder
+from mongars.research.contributor import DocumentsContributor
+from mongars.research.curiosity import Curiosity
+from mongars.research.service import DocumentService
+from mongars.runtime import Runtime
+
+
+@dataclass
+class DocumentSystem:
+    service: DocumentService
+    curiosity: Curiosity
+    embedder: Embedder
+    owns_embedder: bool
+
+    async def stop(self) -> None:
+        if self.owns_embedder:
+            self.embedder.close()
+
+
+async def start_documents(runtime: Runtime, embedder: Embedder | None = None) -> DocumentSystem:
+    """Documents share the memory's embedding model when memory runs (one model in RAM)."""
+    cfg = runtime.settings.research
+    if embedder is None and runtime.memory is not None:
+        embedder = runtime.memory.embedder
+    owns = embedder is None
+    if embedder is None:
+        mem = runtime.settings.memory
+        embedder = Embedder(threads=mem.embed_threads, precision=mem.embed_precision)
+        await embedder.start()
+    service = DocumentService(runtime.sessions, embedder, cfg)
+    curiosity = Curiosity(service, cfg)
+    runtime.contributors.append(DocumentsContributor(service, curiosity, runtime.llm, cfg))
+    return DocumentSystem(service, curiosity, embedder, owns)
