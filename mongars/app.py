@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from mongars import __version__
 from mongars.apikeys.endpoints import router as apikeys_router
@@ -42,6 +43,11 @@ from mongars.realtime.endpoints import router as realtime_router
 from mongars.runtime import Runtime
 from mongars.settings import Settings, ensure_secret_key
 from mongars.threads.endpoints import router as threads_router
+from mongars.web.admin_endpoints import router as web_admin_router
+from mongars.web.endpoints import router as web_router
+from mongars.web.memory_endpoints import router as web_memory_router
+from mongars.web.render import STATIC_DIR
+from mongars.web.security import ConsoleSecurityHeaders
 
 log = logging.getLogger("mongars")
 
@@ -75,6 +81,7 @@ def create_app(
         body_limit = max(body_limit, settings.caption_max_bytes * 4 // 3 + 64 * 1024)
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(ConsoleSecurityHeaders)  # CSP etc. on the console's pages only
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(conversation_router)
@@ -86,6 +93,11 @@ def create_app(
     app.include_router(memory_router)
     app.include_router(persona_router)
     app.include_router(media_router)
+    # Operator console (server-rendered pages + vendored static assets).
+    app.include_router(web_router)
+    app.include_router(web_memory_router)
+    app.include_router(web_admin_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operational_routes(app)
     return app
 

@@ -1,0 +1,1 @@
+"""Operator console: server-rendered pages (Jinja2) with small vendored JavaScript."""
