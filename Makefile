@@ -23,11 +23,11 @@ setup: $(STAMP) system-deps
 	$(BIN)/mongars model prepare
 
 # Debian packages the server and tests use (a Redis server for the event bus
-# tests, espeak-ng for speech audio).
+# tests, espeak-ng for speech audio, chromium for the console's browser tests).
 system-deps:
-	@command -v redis-server >/dev/null && command -v espeak-ng >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server espeak-ng; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server espeak-ng; fi; }
+	@command -v redis-server >/dev/null && command -v espeak-ng >/dev/null && command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server espeak-ng chromium; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server espeak-ng chromium; fi; }
 
 run: setup
 	$(BIN)/mongars serve

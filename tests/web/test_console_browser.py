@@ -6,9 +6,13 @@ import re
 import time
 from typing import Any
 
+import pytest
+
 from tests.conftest import PASSWORD
 from tests.fakes import ScriptedLLM
 from tests.web.conftest import ui_login, wait_live
+
+pytestmark = pytest.mark.browser
 
 LAST_ANSWER = """() => {
   const a = [...document.querySelectorAll('article.assistant')].pop();
