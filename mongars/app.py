@@ -40,6 +40,8 @@ from mongars.persona.endpoints import router as persona_router
 from mongars.persona.service import PersonaService
 from mongars.realtime.bus import create_bus
 from mongars.realtime.endpoints import router as realtime_router
+from mongars.research.endpoints import router as documents_router
+from mongars.research.setup import start_documents
 from mongars.runtime import Runtime
 from mongars.settings import Settings, ensure_secret_key
 from mongars.threads.endpoints import router as threads_router
@@ -79,7 +81,9 @@ def create_app(
     body_limit = settings.max_body_bytes
     if settings.caption_model:  # room for a base64 image of the allowed size
         body_limit = max(body_limit, settings.caption_max_bytes * 4 // 3 + 64 * 1024)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
+    # Document uploads have their own limit (multipart framing on top of the file).
+    uploads = {"/api/v1/documents": settings.research.max_upload_bytes + 64 * 1024}
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit, routes=uploads)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(ConsoleSecurityHeaders)  # CSP etc. on the console's pages only
     install_error_handlers(app)
@@ -93,6 +97,7 @@ def create_app(
     app.include_router(memory_router)
     app.include_router(persona_router)
     app.include_router(media_router)
+    app.include_router(documents_router)
     # Operator console (server-rendered pages + vendored static assets).
     app.include_router(web_router)
     app.include_router(web_memory_router)
@@ -149,6 +154,12 @@ async def build_runtime(
             raise
     if settings.memory.enabled:
         runtime.memory = await start_memory(runtime, embedder)
+    if settings.research.documents:
+        try:
+            runtime.documents = await start_documents(runtime, embedder)
+        except BaseException:
+            await dispose_runtime(runtime)
+            raise
     if users == 0:
         runtime.setup_token = secrets.token_urlsafe(24)
         log.warning(
@@ -163,6 +174,8 @@ async def build_runtime(
 
 async def dispose_runtime(runtime: Runtime) -> None:
     await runtime.hub.close()
+    if runtime.documents is not None:
+        await runtime.documents.stop()
     if runtime.memory is not None:
         await runtime.memory.stop()
     await runtime.bus.close()

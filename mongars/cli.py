@@ -1,4 +1,4 @@
-"""`mongars serve | chat | users | db | model | bench` (Typer)."""
+"""`mongars serve | chat | users | db | model | memory | docs | bench` (Typer)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from mongars.research.cli import docs_app
 from mongars.settings import Settings
 
 app = typer.Typer(
@@ -33,6 +34,8 @@ app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
 memory_app = typer.Typer(help="Long-term memory upkeep (docs/memory.md).", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
+
+app.add_typer(docs_app, name="docs")
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -419,6 +422,21 @@ def bench_memory_scale(
     if not set(chosen) <= {"sqlite", "postgres"}:
         raise _fail("--backend is sqlite or postgres")
     run_bench_memory_scale(memories, others, per_other, queries, backends=chosen)
+
+
+@bench_app.command("docs")
+def bench_docs(
+    docs: Annotated[int, typer.Option(help="Generated documents")] = 100,
+    pages: Annotated[int, typer.Option(help="Pages per document")] = 10,
+    questions: Annotated[int, typer.Option(help="Questions asked (one per page at most)")] = 300,
+) -> None:
+    """Document ingestion pages/s and chunks/s, and recall@5 of the answering passage
+    (hybrid vs BM25-only vs dense-only), on a generated corpus of docs x pages pages."""
+    from mongars.bench.docs import run_bench_docs
+
+    if docs < 1 or pages < 1 or questions < 1:
+        raise _fail("--docs, --pages and --questions must be at least 1")
+    run_bench_docs(docs, pages, questions)
 
 
 if __name__ == "__main__":

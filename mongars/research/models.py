@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mongars.db.base import Base, UTCDateTime, utcnow
@@ -96,8 +96,8 @@ class KnowledgeGap(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     question: Mapped[str] = mapped_column(Text)
     missing_terms: Mapped[list[str]] = mapped_column(JSON, default=list)
-    coverage: Mapped[float] = mapped_column(default=0.0)  # share of key terms found
-    best_score: Mapped[float] = mapped_column(default=0.0)  # best retrieval similarity
+    coverage: Mapped[float] = mapped_column(Float, default=0.0)  # share of key terms found
+    best_score: Mapped[float] = mapped_column(Float, default=0.0)  # best retrieval similarity
     # open (research off) | researched (sources ingested) | failed (research found nothing)
     status: Mapped[str] = mapped_column(String(16), default="open")
     sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -38,7 +38,7 @@ class DocumentSearch:
         self,
         sessions: async_sessionmaker[AsyncSession],
         embedder: Embedder,
-        text_weight: float = 0.5,
+        text_weight: float = 1.0,
     ) -> None:
         self.sessions = sessions
         self.embedder = embedder

@@ -211,7 +211,7 @@ class DocumentService:
                 row = Document(collection_id=target.id, path=path, created_at=utcnow())
             else:
                 await repo.delete_chunks(row.id)
-            row.uploaded_by = actor.id
+            row.uploaded_by = actor.id or None  # 0: the operator (CLI)
             row.title, row.format, row.url = doc.title or path, doc.format, url
             row.sha256, row.size_bytes, row.pages = sha, len(data), doc.pages
             row.chunk_count, row.updated_at = len(chunks), utcnow()

@@ -146,7 +146,12 @@ def test_huge_line_and_unicode_ingest(docs_api: Api) -> None:
     admin = docs_api.setup_admin()
     doc = upload(docs_api, admin, "line.txt", docgen.huge_line(200_000))["document"]
     assert doc["chunks"] > 10
-    upload(docs_api, admin, "fr.md", "# Crème brûlée\n\nLa recette du chef 🍮 utilise 6 jaunes d'œufs.".encode())
+    upload(
+        docs_api,
+        admin,
+        "fr.md",
+        "# Crème brûlée\n\nLa recette du chef 🍮 utilise 6 jaunes d'œufs.".encode(),
+    )
     assert "œufs" in search(docs_api, admin, "recette crème brûlée")[0]["text"]
 
 
@@ -176,8 +181,14 @@ def test_users_are_isolated_and_shared_collections_are_for_everyone(docs_api: Ap
         D, files={"file": ("x.md", b"# x\n\nshared text")}, data={"shared": "true"}, headers=bob
     )
     assert r.status_code == 403
-    shared = upload(docs_api, admin, "policy.md", b"# Policy\n\nThe office closes at 18:30.",
-                    collection="handbook", shared="true")["document"]
+    shared = upload(
+        docs_api,
+        admin,
+        "policy.md",
+        b"# Policy\n\nThe office closes at 18:30.",
+        collection="handbook",
+        shared="true",
+    )["document"]
     assert shared["shared"] is True
     hit = search(docs_api, bob, "when does the office close")[0]
     assert hit["collection"] == "handbook" and "18:30" in hit["text"]
@@ -190,8 +201,11 @@ def test_rag_context_contract(docs_api: Api) -> None:
     upload(docs_api, admin, "tulips.txt", b"Tulips bloom in April in Lisse.", collection="garden")
     r = docs_api.client.post(
         "/api/v1/review/rag-context",
-        json={"query": "How fast is compaction allowed to run?", "repositories": ["acme/heron"],
-              "max_results": 2},
+        json={
+            "query": "How fast is compaction allowed to run?",
+            "repositories": ["acme/heron"],
+            "max_results": 2,
+        },
         headers=admin,
     )
     assert r.status_code == 200, r.text
