@@ -100,10 +100,15 @@ class DocumentRepository:
     async def document(self, document_id: int) -> Document | None:
         return await self.session.get(Document, document_id)
 
-    async def document_by_path(self, collection_id: int, path: str) -> Document | None:
-        return await self.session.scalar(
-            select(Document).where(Document.collection_id == collection_id, Document.path == path)
+    async def document_by_path(
+        self, collection_id: int, path: str, lock: bool = False
+    ) -> Document | None:
+        """``lock``: hold the row until commit (PostgreSQL), so two replacements of one
+        document run one after the other and neither leaves its chunks behind."""
+        query = select(Document).where(
+            Document.collection_id == collection_id, Document.path == path
         )
+        return await self.session.scalar(query.with_for_update() if lock else query)
 
     async def add_document(self, document: Document) -> Document:
         self.session.add(document)

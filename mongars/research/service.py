@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +27,7 @@ from mongars.errors import (
     UnsupportedMediaType,
 )
 from mongars.memory.embeddings import Embedder
+from mongars.research.chunking import Chunk as TextChunk
 from mongars.research.chunking import chunk_document
 from mongars.research.extract import ExtractedDocument, ExtractionError, extract
 from mongars.research.models import SHARED, Chunk, Collection, Document, user_scope
@@ -71,6 +73,19 @@ def clean_path(path: str) -> str:
     if len(cleaned) > 1024 or any(ch in _CONTROL for ch in cleaned):
         raise InvalidInput("document path: at most 1,024 printable characters")
     return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A document ready to write: everything slow is done."""
+
+    path: str
+    url: str | None
+    sha: str
+    size: int
+    doc: ExtractedDocument
+    chunks: list[TextChunk]
+    vectors: np.ndarray
 
 
 class DocumentService:
@@ -202,19 +217,27 @@ class DocumentService:
         vectors = await self.embedder.embed(
             [c.context_text() if c.heading_path else f"{title}\n\n{c.text}" for c in chunks]
         )
+        stored = _Stored(path, url, sha, len(data), doc, chunks, vectors)
+        try:
+            return await self._store(actor, collection, shared, stored)
+        except IntegrityError:  # the same path stored concurrently: replace it now
+            return await self._store(actor, collection, shared, stored)
+
+    async def _store(self, actor: Actor, collection: str, shared: bool, s: _Stored) -> IngestOut:
+        """Write the document and its chunks in one transaction (replacing older ones)."""
         async with unit_of_work(self.sessions) as session:
             repo = DocumentRepository(session)
             target = await self._collection(repo, actor, collection, shared)
-            row = await repo.document_by_path(target.id, path)
+            row = await repo.document_by_path(target.id, s.path, lock=True)
             status = "updated" if row is not None else "created"
             if row is None:
-                row = Document(collection_id=target.id, path=path, created_at=utcnow())
+                row = Document(collection_id=target.id, path=s.path, created_at=utcnow())
             else:
                 await repo.delete_chunks(row.id)
             row.uploaded_by = actor.id or None  # 0: the operator (CLI)
-            row.title, row.format, row.url = doc.title or path, doc.format, url
-            row.sha256, row.size_bytes, row.pages = sha, len(data), doc.pages
-            row.chunk_count, row.updated_at = len(chunks), utcnow()
+            row.title, row.format, row.url = s.doc.title or s.path, s.doc.format, s.url
+            row.sha256, row.size_bytes, row.pages = s.sha, s.size, s.doc.pages
+            row.chunk_count, row.updated_at = len(s.chunks), utcnow()
             await repo.add_document(row)
             await repo.add_chunks(
                 [
@@ -227,9 +250,9 @@ class DocumentService:
                         start_char=c.start_char,
                         end_char=c.end_char,
                         text=c.text,
-                        embedding=vectors[n],
+                        embedding=s.vectors[n],
                     )
-                    for n, c in enumerate(chunks)
+                    for n, c in enumerate(s.chunks)
                 ]
             )
             await repo.bump(target.id)

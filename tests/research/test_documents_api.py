@@ -233,3 +233,44 @@ def test_rag_context_disabled(api_factory: Callable[..., Api]) -> None:
     assert r.status_code == 200
     assert r.json() == {"enabled": False, "focus_areas": [], "references": []}
     assert api.client.get(D, headers=admin).status_code == 400  # feature off, clearly
+
+
+def test_concurrent_uploads_of_one_path_keep_one_document(docs_api: Api) -> None:
+    import asyncio
+
+    from mongars.research.service import Actor
+
+    admin = docs_api.setup_admin()
+    service = docs_api.runtime.documents.service
+    versions = [GUIDE, GUIDE.replace(b"BLUE-HERON-42", b"RED-KITE-9"), b"# Other\n\nthird text"]
+
+    async def race() -> list[str]:
+        results = await asyncio.gather(
+            *(service.ingest(Actor(1), "race", "same.md", v) for v in versions)
+        )
+        return [r.status for r in results]
+
+    statuses = docs_api.client.portal.call(race)  # type: ignore[union-attr]
+    assert sorted(statuses).count("created") == 1, statuses
+    items = docs_api.client.get(D, headers=admin).json()["items"]
+    assert len(items) == 1 and items[0]["path"] == "same.md"
+    hits = search(docs_api, admin, "third text heron", k=20)
+    assert {h["document_id"] for h in hits} == {items[0]["id"]}
+    assert items[0]["chunks"] == len({h["chunk_id"] for h in hits if h["document_id"]})
+
+
+def test_delete_collection_removes_its_documents(docs_api: Api) -> None:
+    admin = docs_api.setup_admin()
+    bob = docs_api.create_user(admin, "bob")
+    upload(docs_api, admin, "heron.md", GUIDE, collection="tmp")
+    cid = docs_api.client.get("/api/v1/collections", headers=admin).json()[0]["id"]
+    assert docs_api.client.delete(f"/api/v1/collections/{cid}", headers=bob).status_code == 404
+    assert docs_api.client.delete(f"/api/v1/collections/{cid}", headers=admin).status_code == 204
+    assert docs_api.client.get(D, headers=admin).json()["items"] == []
+    assert search(docs_api, admin, "backup code name") == []
+    r = docs_api.client.post(
+        "/api/v1/collections", json={"name": "team", "shared": True}, headers=bob
+    )
+    assert r.status_code == 403
+    r = docs_api.client.post("/api/v1/collections", json={"name": ""}, headers=bob)
+    assert r.status_code == 422
