@@ -207,9 +207,11 @@ class LiveApi(Api):
 def live_factory(tmp_path: Path) -> Iterator[Callable[..., LiveApi]]:
     started: list[LiveApi] = []
 
-    def make(provider: LLMProvider | None = None, **overrides: Any) -> LiveApi:
+    def make(
+        provider: LLMProvider | None = None, embedder: Any = None, **overrides: Any
+    ) -> LiveApi:
         settings = make_settings(tmp_path / f"live{len(started)}", **overrides)
-        app = create_app(settings, llm=provider or ScriptedLLM())
+        app = create_app(settings, llm=provider or ScriptedLLM(), embedder=embedder)
         server = LiveServer(app).__enter__()
         live = LiveApi(server, app)
         started.append(live)

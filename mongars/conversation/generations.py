@@ -187,6 +187,8 @@ class GenerationHub:
             speech_turn=r.speech_turn.model_dump(),
             finish_reason=r.finish_reason,
             model=r.model,
+            memory_ids=r.memory_ids,
+            citations=r.citations,
             result=r.model_dump(),
         )
 

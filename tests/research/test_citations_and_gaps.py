@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, LiveApi
 from tests.conversation.test_chat_api import sse_events
 from tests.fakes import ScriptedLLM
 from tests.research.test_documents_api import GUIDE, upload
@@ -159,3 +159,21 @@ def test_research_failure_is_recorded_not_fatal(
     assert r.status_code == 200 and r.json()["citations"] == []
     gap = api.client.get(GAPS, headers=admin).json()["items"][0]
     assert gap["status"] == "failed" and gap["error"]
+
+
+def test_websocket_completed_event_carries_citations(
+    live_factory: Callable[..., LiveApi], embedder: Any
+) -> None:
+    from tests.realtime.test_websocket import connect, is_type, until
+
+    api = live_factory(
+        provider=ScriptedLLM(replies=["See [1]."]), embedder=embedder, research={"documents": True}
+    )
+    admin = api.setup_admin()
+    r = api.client.post("/api/v1/documents", files={"file": ("heron.md", GUIDE)}, headers=admin)
+    assert r.status_code == 201, r.text
+    ws = connect(api, admin)
+    ws.send_json({"type": "chat.send", "message": "What is the backup code name?"})
+    done = until(ws, is_type("chat.completed"))[-1]
+    assert done["citations"] and "BLUE-HERON-42" in done["citations"][0]["excerpt"]
+    assert done["citations"][0]["document_id"] == r.json()["document"]["id"]
