@@ -72,9 +72,9 @@ async def _with_service(settings: Settings, fn: Callable[..., Awaitable[T]]) -> 
     from mongars.research.service import DocumentService
 
     engine = create_engine(settings.resolved_database_url)
-    embedder = Embedder(
-        threads=settings.memory.embed_threads, precision=settings.memory.embed_precision
-    )
+    # A bulk ingest from the CLI has the machine to itself: embed on every core.
+    threads = max(settings.memory.embed_threads, os.cpu_count() or 1)
+    embedder = Embedder(threads=threads, precision=settings.memory.embed_precision)
     try:
         await embedder.start()
         service = DocumentService(create_session_factory(engine), embedder, settings.research)
