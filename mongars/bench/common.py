@@ -106,9 +106,10 @@ def embedded_env(tmp: str, model_path: str, max_tokens: int, threads: int) -> di
         "MONGARS_LLM__THREADS": str(threads),
         "MONGARS_LOG_LEVEL": "warning",
         # The pipeline's own overhead on the same prompt as the raw baseline:
-        # recalled memories and persona directives would change the prompt.
+        # recalled memories, cited documents and persona directives would change it.
         "MONGARS_MEMORY__ENABLED": "false",
         "MONGARS_PERSONA__ENABLED": "false",
+        "MONGARS_RESEARCH__DOCUMENTS": "false",
     }
 
 
