@@ -14,9 +14,16 @@
     const svg = document.getElementById("c-" + id);
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     const max = Math.max(1e-9, ...values);
-    const step = 300 / (POINTS - 1);
-    const offset = (POINTS - values.length) * step;
+    const slots = Math.max(values.length, 12); // fill the width once there are 12 samples
+    const step = 300 / (slots - 1);
+    const offset = (slots - values.length) * step;
     const points = values.map((v, i) => `${(offset + i * step).toFixed(1)},${(98 - (v / max) * 92).toFixed(1)}`);
+    if (points.length) {
+      const area = document.createElementNS(SVG, "polygon");
+      area.setAttribute("points", `${offset.toFixed(1)},100 ${points.join(" ")} 300,100`);
+      area.setAttribute("class", "area");
+      svg.appendChild(area);
+    }
     const line = document.createElementNS(SVG, "polyline");
     line.setAttribute("points", points.join(" "));
     line.setAttribute("class", "line");

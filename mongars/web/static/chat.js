@@ -144,6 +144,27 @@
     threadId = id;
     threadInput.value = id;
     window.history.replaceState(null, "", `/chat/${encodeURIComponent(id)}`);
+    addToSidebar(id, current && current.query);
+  }
+
+  // A thread made by this page goes to the top of the sidebar at once.
+  function addToSidebar(id, query) {
+    const list = $("#threads");
+    const href = `/chat/${encodeURIComponent(id)}`;
+    if (!list || list.querySelector(`a[href="${href}"]`)) return;
+    const empty = list.querySelector("li.muted");
+    if (empty) empty.remove();
+    list.querySelectorAll("a[aria-current]").forEach((a) => a.removeAttribute("aria-current"));
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = href;
+    link.setAttribute("aria-current", "page");
+    const title = document.createElement("span");
+    title.className = "title";
+    title.textContent = (query || "New chat").trim().split("\n")[0].slice(0, 80);
+    link.appendChild(title);
+    item.appendChild(link);
+    list.prepend(item);
   }
 
   function send(message) {
