@@ -110,6 +110,8 @@ class DiskTier:
         self._writes = 0
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # a cache: a crash may lose the last writes, so no flush to disk on each one
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS entries (ns TEXT, grp TEXT, key TEXT, value BLOB, "
             "expires REAL, PRIMARY KEY (ns, grp, key))"

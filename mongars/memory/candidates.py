@@ -37,12 +37,16 @@ class CandidateSource(Protocol):
     ) -> list[tuple[int, float]]: ...
 
     async def pool(
-        self, repo: MemoryRepository, user_id: int, ids: list[int]
-    ) -> tuple[dict[int, Candidate], dict[int, MemoryRow]]: ...
-
-    async def cosines(
-        self, repo: MemoryRepository, user_id: int, vector: np.ndarray, ids: list[int]
-    ) -> dict[int, float]: ...
+        self,
+        repo: MemoryRepository,
+        user_id: int,
+        vector: np.ndarray,
+        ids: list[int],
+        known: dict[int, float],
+    ) -> tuple[dict[int, Candidate], dict[int, MemoryRow]]:
+        """The candidates among ``ids`` (the user's, still valid), each with its
+        cosine (``known``: those already computed), and the rows read for them."""
+        ...
 
     async def neighbours(
         self,
@@ -72,18 +76,21 @@ class IndexCandidates:
         return await self.index.search(repo, user_id, vector, k, epochs)
 
     async def pool(
-        self, repo: MemoryRepository, user_id: int, ids: list[int]
+        self,
+        repo: MemoryRepository,
+        user_id: int,
+        vector: np.ndarray,
+        ids: list[int],
+        known: dict[int, float],
     ) -> tuple[dict[int, Candidate], dict[int, MemoryRow]]:
-        known = self.index.describe(user_id, ids)
-        pool = {i: Candidate(i, thread, at) for i, (at, thread) in known.items()}
-        rows = {m.id: m for m in await repo.hit_rows(user_id, [i for i in ids if i not in known])}
+        held = self.index.describe(user_id, ids)
+        pool = {i: Candidate(i, thread, at) for i, (at, thread) in held.items()}
+        rows = {m.id: m for m in await repo.hit_rows(user_id, [i for i in ids if i not in held])}
         pool |= {i: candidate(m) for i, m in rows.items()}
+        cosines = known | self.index.cosines(user_id, vector, [i for i in pool if i not in known])
+        for i, c in pool.items():
+            c.dense = cosines.get(i, 0.0)
         return pool, rows
-
-    async def cosines(
-        self, repo: MemoryRepository, user_id: int, vector: np.ndarray, ids: list[int]
-    ) -> dict[int, float]:
-        return self.index.cosines(user_id, vector, ids)
 
     async def neighbours(
         self,
@@ -118,15 +125,17 @@ class SqlCandidates:
         return await repo.dense_scored(user_id, vector, k)
 
     async def pool(
-        self, repo: MemoryRepository, user_id: int, ids: list[int]
+        self,
+        repo: MemoryRepository,
+        user_id: int,
+        vector: np.ndarray,
+        ids: list[int],
+        known: dict[int, float],
     ) -> tuple[dict[int, Candidate], dict[int, MemoryRow]]:
-        rows = {m.id: m for m in await repo.hit_rows(user_id, ids)}
-        return {i: candidate(m) for i, m in rows.items()}, rows
-
-    async def cosines(
-        self, repo: MemoryRepository, user_id: int, vector: np.ndarray, ids: list[int]
-    ) -> dict[int, float]:
-        return await repo.cosines(user_id, ids, vector)
+        # rows and cosines in one round trip (the known ones are computed again: cheap)
+        scored = await repo.scored_rows(user_id, ids, vector)
+        pool = {m.id: candidate(m, dense=known.get(m.id, cos)) for m, cos in scored}
+        return pool, {m.id: m for m, _ in scored}
 
     async def neighbours(
         self,
@@ -138,7 +147,6 @@ class SqlCandidates:
         after: int,
     ) -> tuple[Links, list[Candidate], dict[int, MemoryRow]]:
         pairs = [(c.id, c.thread_id) for c in sources if c.thread_id is not None]
-        links, rows = await repo.neighbours(user_id, pairs, before, after)
-        cosines = await repo.cosines(user_id, [m.id for m in rows], vector)
+        links, rows, cosines = await repo.neighbours(user_id, pairs, before, after, vector)
         found = [candidate(m, dense=cosines.get(m.id, 0.0)) for m in rows]
         return links, found, {m.id: m for m in rows}

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,8 +34,12 @@ _PROBE = [f"calibration sentence number {n} about everyday things" for n in rang
 class Embedder:
     dim = EMBEDDING_DIM
 
-    def __init__(self, threads: int = 1, batch_size: int = 64, precision: str = "auto") -> None:
+    def __init__(
+        self, threads: int = 1, batch_size: int = 64, precision: str = "auto", traced: bool = True
+    ) -> None:
         self._threads = threads
+        self.traced = traced  # run the model as a TorchScript trace (see _trace)
+        self._forward: Any = None
         self.batch_size = batch_size
         self.precision = precision  # auto | float32 | bfloat16 (auto: resolved at load)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="embedder")
@@ -55,6 +60,8 @@ class Embedder:
         self._model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         if self.precision == "auto":
             self.precision = self._pick_precision()
+        if self.traced:
+            self._forward = self._trace()
 
     def _pick_precision(self) -> str:
         """bfloat16 if it is clearly faster here (native support) and agrees with float32."""
@@ -78,6 +85,52 @@ class Embedder:
         if self.precision == "bfloat16":
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def _hidden(self, enc: Any) -> Any:
+        """The last hidden state (float32) for a tokenized batch."""
+        if self._forward is not None:
+            return self._forward(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+        with self._autocast():
+            return self._model(**enc).last_hidden_state.float()
+
+    def _trace(self) -> Any:
+        """The model (with its precision) traced to TorchScript, or None if the trace
+        does not reproduce it. A trace runs without Python between the layers and
+        without holding the GIL: about 25% faster on one query and on batches here,
+        and the event loop keeps running while a query is embedded (search overlaps
+        the query embedding with its SQL). Checked on a padded, mixed-length batch."""
+        import torch
+
+        embedder = self
+
+        class Hidden(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = embedder._model
+
+            def forward(self, ids: Any, mask: Any, types: Any) -> Any:
+                with embedder._autocast():
+                    hidden = self.model(input_ids=ids, attention_mask=mask, token_type_ids=types)
+                return hidden.last_hidden_state.float()
+
+        probe = [_PROBE[0], " ".join(_PROBE[:5]), "short"]
+        try:
+            enc = self._tokenizer(probe[:2], padding=True, return_tensors="pt")
+            with warnings.catch_warnings(), torch.inference_mode():
+                warnings.simplefilter("ignore")  # deprecation and tracer notices
+                args = (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+                traced = torch.jit.trace(Hidden(), args, check_trace=False)
+            eager = self.embed_sync(probe)
+            self._forward = traced
+            agree = float(np.min(np.sum(eager * self.embed_sync(probe), axis=1)))
+        except Exception as exc:  # an unsupported model or torch: stay eager
+            log.info("embedder not traced: %s", exc)
+            agree = 0.0
+        self._forward = None
+        if agree < 0.9999:
+            log.info("embedder not traced (agreement %.5f)", agree)
+            return None
+        return traced
 
     async def start(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self.load)
@@ -106,8 +159,8 @@ class Embedder:
                 max_length=MAX_TOKENS,
                 return_tensors="pt",
             )
-            with torch.inference_mode(), self._autocast():
-                hidden = self._model(**enc).last_hidden_state.float()
+            with torch.inference_mode():
+                hidden = self._hidden(enc)
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out[picked] = torch.nn.functional.normalize(pooled, dim=1).numpy()

@@ -12,8 +12,6 @@ query is scoped to one user.
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -28,12 +26,9 @@ from mongars.memory.cache import MemoryCache
 from mongars.memory.candidates import CandidateSource, IndexCandidates, SqlCandidates
 from mongars.memory.embeddings import Embedder
 from mongars.memory.index import DenseIndex
-from mongars.memory.repository import MemoryRepository, MemoryRow, query_terms
+from mongars.memory.repository import MemoryRepository, MemoryRow
 from mongars.memory.retrieval import FusionWeights, Scorer, date_spans
-
-TERM_STATS_TTL_S = 600.0
-COMMON_MIN_DOCS = 2000  # a word in fewer memories than this is always matched
-TERM_SAMPLE = 20_000  # newest memories in which words are counted
+from mongars.memory.terms import TermStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +66,7 @@ class Recall:
         self.index = DenseIndex()
         self._indexed = IndexCandidates(self.index)
         self._sql = SqlCandidates()
-        # full-text statistics, refreshed every few minutes: term -> (common?, until)
-        self._term_docs: dict[str, tuple[int, float]] = {}
-        self._total: tuple[int, float] = (0, 0.0)
+        self.terms = TermStats(weights.common_term_share)
 
     async def query_vector(self, query: str) -> np.ndarray:
         async def compute() -> np.ndarray:
@@ -115,8 +108,8 @@ class Recall:
                     repo, user_id, query, embedding, text_job, epochs, k, set(excluded), thread_id
                 )
         finally:
-            _settle(embedding)
-            _settle(text_job)
+            settle(embedding)
+            settle(text_job)
         if self.cache is not None:
             await self.cache.store_results(user_id, epoch, key, [h.to_json() for h in hits])
         return hits
@@ -124,41 +117,14 @@ class Recall:
     async def _text(
         self, repo: MemoryRepository, user_id: int, query: str
     ) -> list[tuple[int, float]]:
-        terms, require_all = await self._terms(repo, query)
-        return await repo.text_scored(user_id, query, self.candidates, terms, require_all)
+        plan = await self.terms.plan(repo, query)
+        return await repo.text_scored(
+            user_id, query, self.candidates, plan.terms, plan.require_all, plan.weights
+        )
 
     async def _text_apart(self, user_id: int, query: str) -> list[tuple[int, float]]:
         async with unit_of_work(self.sessions) as session:
             return await self._text(MemoryRepository(session), user_id, query)
-
-    async def _terms(self, repo: MemoryRepository, query: str) -> tuple[list[str], bool]:
-        """The words to match and whether all are required. A word found in so many
-        memories that matching it would rank a large share of the store for a small
-        share of the score (BM25 weighs words by rarity) is left out; when every word
-        is that common, all of them are required instead. How common a word is, is
-        kept for a few minutes (see MemoryRepository.term_counts)."""
-        terms = query_terms(query)
-        if len(terms) < 2:
-            return terms, False
-        now = time.monotonic()
-        if now > self._total[1]:
-            self._total = (await repo.max_id(), now + TERM_STATS_TTL_S)
-        total = self._total[0]
-        if total < COMMON_MIN_DOCS:
-            return terms, False
-        # SQLite counts in a sample of the newest; PostgreSQL estimates over the table
-        sample = total if repo.dialect == "postgresql" else min(total, TERM_SAMPLE)
-        limit = max(COMMON_MIN_DOCS, self.weights.common_term_share * total)
-        cap = max(1, math.ceil(limit * sample / total))  # the limit, within the sample
-        stale = [t for t in terms if self._term_docs.get(t, (0, 0.0))[1] < now]
-        if stale:
-            counts = await repo.term_counts(stale, cap, after_id=total - sample)
-            for term, docs in counts.items():
-                self._term_docs[term] = (int(docs >= cap), now + TERM_STATS_TTL_S)
-            while len(self._term_docs) > 50_000:
-                self._term_docs.pop(next(iter(self._term_docs)))
-        kept = [t for t in terms if not self._term_docs[t][0]]
-        return (kept, False) if kept else (terms, True)
 
     def _source(self, repo: MemoryRepository) -> CandidateSource:
         return self._sql if repo.dialect == "postgresql" else self._indexed
@@ -191,13 +157,8 @@ class Recall:
         dense = await source.dense(repo, user_id, vector, self.candidates, epochs)
         text = await text_job
         ids = list(dict.fromkeys([*(i for i, _ in dense), *(i for i, _ in text)]))
-        pool, rows = await source.pool(repo, user_id, ids)
         # every candidate gets both scores: cosines of text-only matches are looked up
-        cosines = dict(dense)
-        missing = [i for i in pool if i not in cosines]
-        cosines |= await source.cosines(repo, user_id, vector, missing)
-        for i, c in pool.items():
-            c.dense = cosines.get(i, 0.0)
+        pool, rows = await source.pool(repo, user_id, vector, ids, dict(dense))
         for i, score in text:
             if i in pool:
                 pool[i].text = score
@@ -257,7 +218,7 @@ def _done(value: list[tuple[int, float]]) -> asyncio.Future[list[tuple[int, floa
     return future
 
 
-def _settle(job: asyncio.Future[Any] | None) -> None:
+def settle(job: asyncio.Future[Any] | None) -> None:
     """Cancel a job still running; mark a failed one's error as seen (raised above)."""
     if job is None:
         return
