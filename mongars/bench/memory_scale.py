@@ -70,6 +70,7 @@ class Result:
     build_s: float  # PostgreSQL: building the HNSW index after the bulk load
     times: dict[str, list[float]]
     load_ms: float
+    pipelined_rate: float  # turns/s through MemoryService.ingest: real embedding + storing
 
 
 class Corpus:
@@ -148,6 +149,19 @@ async def _ingest(
     return bulk, tail, between_s
 
 
+async def _pipelined(memory: MemoryService, user: int, corpus: Corpus, sample: int) -> float:
+    """End to end, measured: ``sample`` new turns of the big user (texts not seen
+    before) embedded for real and stored, every index maintained, through
+    MemoryService.ingest (embedding of the next batch overlaps storing this one);
+    turns/s of the wall clock."""
+    items, _ = corpus.batch(0, corpus.sizes[0], sample)
+    start = time.perf_counter()
+    ids = await memory.ingest(user, items)
+    elapsed = time.perf_counter() - start
+    assert len(ids) == sample
+    return sample / elapsed
+
+
 async def _hnsw(engine: AsyncEngine, build: bool) -> float:
     """PostgreSQL bulk load: drop the HNSW index before, build it (as migration 0005
     defines it) after; seconds taken."""
@@ -202,7 +216,7 @@ async def _measure(
 
 
 async def _backend(
-    url: str, data: Path, embedder: Embedder, corpus: Corpus, queries: list[str]
+    url: str, data: Path, embedder: Embedder, corpus: Corpus, queries: list[str], sample: int
 ) -> Result:
     engine = create_engine(url)
     try:
@@ -218,8 +232,9 @@ async def _backend(
             await _hnsw(engine, build=False)
         bulk, tail, build_s = await _ingest(memory, users, corpus, between)
         times, load_ms = await _measure(memory, users, queries)
+        pipelined = await _pipelined(memory, users[0], corpus, sample)
         await cache.close()
-        return Result(bulk, tail, build_s, times, load_ms)
+        return Result(bulk, tail, build_s, times, load_ms, pipelined)
     finally:
         await engine.dispose()
 
@@ -262,7 +277,9 @@ def run_bench_memory_scale(
                 create_users(settings, [f"scale-{n}" for n in range(len(corpus.sizes))])
                 console.print(f"{backend}: storing {sum(corpus.sizes)} memories ...")
                 results[backend] = asyncio.run(
-                    _backend(settings.resolved_database_url, Path(tmp), embedder, corpus, asked)
+                    _backend(
+                        settings.resolved_database_url, Path(tmp), embedder, corpus, asked, sample
+                    )
                 )
             finally:
                 cleanup()
@@ -290,7 +307,14 @@ def _ingest_table(
         table.add_row(f"storing on {backend}, last batches", f"{r.tail_rate:.0f}", "indexes kept")
         both = 1 / (1 / sorted_rate + 1 / r.tail_rate)
         table.add_row(
-            f"end to end on {backend}", f"{both:.0f}", "embed, then store (target >= 300)"
+            f"  {backend}: embed, then store",
+            f"{both:.0f}",
+            "baseline: computed, one after the other",
+        )
+        table.add_row(
+            f"end to end on {backend}",
+            f"{r.pipelined_rate:.0f}",
+            "measured: MemoryService.ingest, pipelined (target >= 300)",
         )
     return table
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,11 +22,13 @@ from mongars.db.engine import unit_of_work
 from mongars.memory.cache import MemoryCache
 from mongars.memory.embeddings import Embedder
 from mongars.memory.models import Memory
-from mongars.memory.recall import MemoryHit, Recall
+from mongars.memory.recall import MemoryHit, Recall, settle
 from mongars.memory.repository import MemoryRepository
 from mongars.memory.retrieval import FusionWeights
 
 log = logging.getLogger(__name__)
+INGEST_BATCH = 256  # memories embedded (and stored) at a time by ingest()
+INDEX_PASSES = 3  # index_pending: passes at most (the indexer comes back later anyway)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,38 @@ class MemoryService:
             self.pending.set()
         return ids
 
+    async def ingest(
+        self,
+        user_id: int,
+        items: Sequence[NewMemory],
+        batch: int = INGEST_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        """Store many memories, embedded and searchable when this returns: batch n+1
+        is embedded (in the embedder's thread) while batch n is stored, so the
+        throughput is that of the slower of the two, not of both in turn.
+        ``progress`` is called with the count stored so far after each batch."""
+        chunks = [items[n : n + batch] for n in range(0, len(items), batch)]
+        ids: list[int] = []
+        job: asyncio.Future[np.ndarray] | None = None
+        try:
+            for n, chunk in enumerate(chunks):
+                vectors = await job if job is not None else await self._embed(chunk)
+                job = (
+                    asyncio.ensure_future(self._embed(chunks[n + 1]))
+                    if n + 1 < len(chunks)
+                    else None
+                )
+                ids += await self.add(user_id, chunk, vectors=vectors)
+                if progress is not None:
+                    progress(len(ids))
+        finally:
+            settle(job)
+        return ids
+
+    async def _embed(self, items: Sequence[NewMemory]) -> np.ndarray:
+        return await self.embedder.embed([i.text for i in items])
+
     async def index_pending(self, batch: int = 64) -> int:
         """Embed memories stored without an embedding (and turns with no memory yet)."""
         done = 0
@@ -121,15 +155,41 @@ class MemoryService:
                         )
                     ]
                 )
-        while True:
-            async with unit_of_work(self.sessions) as session:
-                repo = MemoryRepository(session)
-                rows = await repo.pending(batch)
-                if not rows:
-                    return done
-                vectors = await self.embedder.embed([r.text for r in rows])
-                await repo.set_embeddings([r.id for r in rows], vectors)
+        for _ in range(INDEX_PASSES):  # a memory edited while embedded is left pending
+            count = await self._index_pass(batch)
+            if not count:
+                break
+            done += count
+        return done
+
+    async def _index_pass(self, batch: int) -> int:
+        """One pass over the pending memories, in id order: batch n+1 is read and
+        embedded while batch n is stored. Returns how many were embedded (or found
+        edited since they were read: left for the next pass)."""
+        done = 0
+        rows = await self._pending(batch, 0)
+        job = asyncio.ensure_future(self.embedder.embed([t for _, t in rows])) if rows else None
+        try:
+            while rows and job is not None:
+                vectors = await job
+                following = await self._pending(batch, rows[-1][0])
+                job = (
+                    asyncio.ensure_future(self.embedder.embed([t for _, t in following]))
+                    if following
+                    else None
+                )
+                async with unit_of_work(self.sessions) as session:
+                    ids, texts = [i for i, _ in rows], [t for _, t in rows]
+                    await MemoryRepository(session).set_embeddings(ids, vectors, texts)
                 done += len(rows)
+                rows = following
+        finally:
+            settle(job)
+        return done
+
+    async def _pending(self, batch: int, after_id: int) -> list[tuple[int, str]]:
+        async with unit_of_work(self.sessions) as session:
+            return await MemoryRepository(session).pending_texts(batch, after_id)
 
     # -- recall ---------------------------------------------------------------------
 

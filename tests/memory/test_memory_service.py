@@ -13,7 +13,8 @@ import pytest
 from mongars.auth.service import AuthService
 from mongars.db import migrate
 from mongars.db.engine import create_engine, create_session_factory, unit_of_work
-from mongars.memory.repository import query_terms
+from mongars.db.fulltext import query_terms
+from mongars.memory.repository import MemoryRepository
 from mongars.memory.service import MemoryService, NewMemory
 from mongars.settings import AuthSettings
 
@@ -114,3 +115,80 @@ def test_query_terms_drop_stopwords_and_duplicates(database_url: str) -> None:
         "paint",
         "eat",
     ]
+
+
+def test_bulk_ingest_embeds_and_stores_every_batch_in_order(
+    database_url: str, embedder: Any
+) -> None:
+    async def scenario() -> None:
+        engine, memory, alice, _ = await _setup(database_url, embedder)
+        texts = [f"Note {n}: the {word} is in drawer {n}." for n, word in enumerate(["key"] * 9)]
+        texts.append("Note 9: my passport is in the blue folder.")
+        seen: list[int] = []
+        ids = await memory.ingest(
+            alice, [NewMemory(t) for t in texts], batch=3, progress=seen.append
+        )
+        assert seen == [3, 6, 9, 10]
+        assert ids == sorted(ids) and len(set(ids)) == 10
+        hits = await memory.search(alice, "where did I put my travel document?", k=1)
+        assert hits[0].id == ids[9] and hits[0].text == texts[9]
+        assert await memory.index_pending() == 0  # all embedded already
+        await engine.dispose()
+
+    run(scenario())
+
+
+def test_indexing_in_batches_skips_a_memory_edited_meanwhile(
+    database_url: str, embedder: Any
+) -> None:
+    async def scenario() -> None:
+        engine, memory, alice, _ = await _setup(database_url, embedder)
+        ids = await memory.add(alice, [NewMemory(f"plain note {n}") for n in range(5)], embed=False)
+        original = memory.embedder.embed
+
+        async def embed_then_edit(texts: list[str]) -> Any:
+            vectors = await original(texts)
+            if "plain note 0" in texts:  # an edit lands while the batch is embedded
+                async with unit_of_work(memory.sessions) as s:
+                    repo = MemoryRepository(s)
+                    row = await repo.get(alice, ids[0])
+                    assert row is not None
+                    await repo.update_text(row, "my cat is called Biscuit")
+            return vectors
+
+        memory.embedder.embed = embed_then_edit  # type: ignore[method-assign]
+        try:
+            assert await memory.index_pending(batch=2) == 6  # the edited one: a second pass
+        finally:
+            memory.embedder.embed = original  # type: ignore[method-assign]
+        hits = await memory.search(alice, "what is my pet's name?", k=1)
+        assert hits[0].id == ids[0] and hits[0].text == "my cat is called Biscuit"
+        assert await memory.index_pending() == 0
+        await engine.dispose()
+
+    run(scenario())
+
+
+def test_full_text_ranking_weighs_rare_words_above_common_ones(database_url: str) -> None:
+    """BM25 on both backends: a memory with the query's rare word outranks those with
+    only its common word, even repeated (PostgreSQL's ts_rank_cd ranked those first)."""
+
+    async def scenario() -> None:
+        engine = create_engine(database_url)
+        sessions = create_session_factory(engine)
+        async with unit_of_work(sessions) as s:
+            user = await AuthService(s, AuthSettings(), "x").create_user(
+                "carol", "password123", is_admin=False
+            )
+        memory = MemoryService(sessions, embedder=None)  # type: ignore[arg-type]
+        common = [
+            NewMemory(f"Weather talk, day {n}: the weather, weather again.") for n in range(30)
+        ]
+        rare = NewMemory("The vane on the barn is made of copper.")
+        ids = await memory.add(user.id, [*common, rare], embed=False)
+        async with unit_of_work(sessions) as s:
+            ranked = await MemoryRepository(s).text_search(user.id, "weather copper", 5)
+        assert ranked[0] == ids[-1]
+        await engine.dispose()
+
+    run(scenario())
