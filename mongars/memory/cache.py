@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -178,6 +178,7 @@ class MemoryCache:
         self.vectors_ttl_s = vectors_ttl_s
         self.counter = counter
         self._epochs: dict[int, str] = {}  # the newest epoch seen per user
+        self._writes: set[asyncio.Future[None]] = set()  # shared-tier writes under way
 
     def _count(self, cache: str, tier: str, hit: bool) -> None:
         if self.counter is not None:
@@ -222,8 +223,21 @@ class MemoryCache:
             else np.asarray(await compute(), dtype=np.float32)
         )
         await self.lru.set("embedding", "", key, vector, self.vectors_ttl_s)
-        await self._set("embedding", "", key, vector.tobytes(), tier, self.vectors_ttl_s)
+        # the shared tiers are written after the vector is returned: a search waits
+        # for its query's embedding, not for a Redis or disk write of it
+        self._later(self._set("embedding", "", key, vector.tobytes(), tier, self.vectors_ttl_s))
         return vector
+
+    def _later(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run a cache write in the background (kept, so flush() and close() wait)."""
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def flush(self) -> None:
+        """Wait for the background writes under way."""
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
     # -- search results -----------------------------------------------------------------
 
@@ -271,6 +285,7 @@ class MemoryCache:
                 log.warning("memory cache tier %s failed: %s", tier.name, exc)
 
     async def close(self) -> None:
+        await self.flush()
         for tier in self.shared:
             if isinstance(tier, DiskTier):
                 tier.close()

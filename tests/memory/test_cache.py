@@ -82,6 +82,7 @@ def test_redis_tier_is_shared_between_processes(redis_url: str) -> None:
         a = MemoryCache(redis=aioredis.Redis.from_url(redis_url), counter=metrics.memory_cache)
         b = MemoryCache(redis=aioredis.Redis.from_url(redis_url), counter=metrics.memory_cache)
         await a.vector("minilm", "redis shared text", calls.vector)
+        await a.flush()  # the shared tiers are written in the background
         vector = await b.vector("minilm", "redis shared text", calls.vector)
         assert calls.n == 1 and vector.shape == (384,)
         key = MemoryCache.results_key("3.1", "q", 5)
@@ -110,6 +111,7 @@ def test_an_unreachable_redis_is_a_miss_not_an_error(tmp_path: Path) -> None:
         cache = MemoryCache(redis=broken, disk=tmp_path / "c.sqlite3")
         calls = Calls()
         await cache.vector("m", "text", calls.vector)
+        await cache.flush()  # the shared tiers are written in the background
         cache.lru = type(cache.lru)(16)  # forget in-process: next lookup goes below
         await cache.vector("m", "text", calls.vector)
         assert calls.n == 1  # served by the disk tier despite Redis being down
