@@ -94,7 +94,9 @@ def redirect(url: str, flash: str | None = None) -> RedirectResponse:
     """303 after a successful POST; ``flash`` is shown once on the next page."""
     response = RedirectResponse(url, status_code=303)
     if flash:
-        response.set_cookie("mongars_flash", flash[:300], max_age=60, path="/", samesite="lax")
+        response.set_cookie(
+            "mongars_flash", flash[:300], max_age=60, path="/", samesite="lax", httponly=True
+        )
     return response
 
 

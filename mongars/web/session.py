@@ -123,9 +123,11 @@ async def get_web_principal(
     if not token:
         return None
     try:
-        return await auth.user_from_token(token)
+        principal = await auth.user_from_token(token)
     except NotAuthenticated:
         return None
+    request.state.user = principal[0]  # for the navigation of error pages
+    return principal
 
 
 WebPrincipal = Annotated[tuple[User, TokenClaims] | None, Depends(get_web_principal)]
