@@ -135,8 +135,17 @@ def db_check() -> None:
 # --- users -----------------------------------------------------------------
 
 
+def _operator() -> str:
+    """The audit log's actor for account changes made here."""
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
+
+
 def _with_auth(fn: Callable[..., Awaitable[T]]) -> T:
-    from mongars.auth.service import AuthService
+    """Run ``fn(admin_service)``: account changes from the CLI are audited like the API's."""
+    from mongars.auth.admin import AdminService
     from mongars.db.engine import create_engine, create_session_factory, unit_of_work
     from mongars.errors import DomainError
     from mongars.settings import ensure_secret_key
@@ -148,7 +157,8 @@ def _with_auth(fn: Callable[..., Awaitable[T]]) -> T:
         engine = create_engine(settings.resolved_database_url)
         try:
             async with unit_of_work(create_session_factory(engine)) as session:
-                return await fn(AuthService(session, settings.auth, ensure_secret_key(settings)))
+                secret = ensure_secret_key(settings)
+                return await fn(AdminService(session, settings.auth, secret, "cli"))
         finally:
             await engine.dispose()
 
@@ -181,14 +191,14 @@ def users_create(
     if not USERNAME_RE.match(username):
         raise _fail("username must be 3-64 letters, digits, '_', '.', '@' or '-'")
     password = _read_password()
-    user = _with_auth(lambda auth: auth.create_user(username, password, is_admin=admin))
+    user = _with_auth(lambda adm: adm.create_user(_operator(), username, password, is_admin=admin))
     console.print(f"created {user.username}{' (admin)' if user.is_admin else ''}")
 
 
 @users_app.command("list")
 def users_list() -> None:
     """List accounts."""
-    users = _with_auth(lambda auth: auth.list_users())
+    users = _with_auth(lambda adm: adm.list_users())
     table = Table("id", "username", "admin", "active")
     for u in users:
         table.add_row(
@@ -203,21 +213,21 @@ def users_set_admin(
     revoke: Annotated[bool, typer.Option("--revoke", help="Remove admin rights")] = False,
 ) -> None:
     """Grant (or with --revoke remove) admin rights; effective on the next request."""
-    user = _with_auth(lambda auth: auth.set_admin(username, not revoke))
+    user = _with_auth(lambda adm: adm.set_admin(_operator(), username, not revoke))
     console.print(f"{user.username}: admin={'yes' if user.is_admin else 'no'}")
 
 
 @users_app.command("disable")
 def users_disable(username: str) -> None:
     """Disable an account: its tokens stop working at once."""
-    _with_auth(lambda auth: auth.set_active(username, False))
+    _with_auth(lambda adm: adm.set_active(_operator(), username, False))
     console.print(f"{username}: disabled")
 
 
 @users_app.command("enable")
 def users_enable(username: str) -> None:
     """Re-enable a disabled account."""
-    _with_auth(lambda auth: auth.set_active(username, True))
+    _with_auth(lambda adm: adm.set_active(_operator(), username, True))
     console.print(f"{username}: enabled")
 
 
@@ -225,7 +235,7 @@ def users_enable(username: str) -> None:
 def users_reset_password(username: str) -> None:
     """Set a new password (revokes the account's tokens)."""
     password = _read_password()
-    _with_auth(lambda auth: auth.reset_password(username, password))
+    _with_auth(lambda adm: adm.reset_password(_operator(), username, password))
     console.print(f"{username}: password reset")
 
 

@@ -49,6 +49,12 @@ def test_users_commands_manage_accounts(env: Path) -> None:
         disabled = client.post("/token", data={"username": "bob", "password": PASSWORD})
         assert disabled.status_code == 403
         assert client.app.state.runtime.setup_token is None  # type: ignore[attr-defined]
+        # account changes made at the command line are in the admin audit log
+        token = ok.json()["access_token"]
+        audit = client.get("/api/v1/admin/audit", headers={"Authorization": f"Bearer {token}"})
+        actions = [(e["action"], e["target"]) for e in audit.json()["items"]]
+        assert ("user.create", "bob") in actions and ("user.disable", "bob") in actions
+        assert all(e["actor"].startswith("cli") for e in audit.json()["items"])
 
 
 def test_db_upgrade_and_check(env: Path) -> None:

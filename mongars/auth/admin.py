@@ -26,10 +26,12 @@ class AdminService:
         self.audit = AuditRepository(session)
         self.address = address
 
-    async def _record(self, actor: User, action: str, target: str | None, detail: str = "") -> None:
+    async def _record(
+        self, actor: User | str, action: str, target: str | None, detail: str = ""
+    ) -> None:
         await self.audit.add(
             AuditEntry(
-                actor=actor.username,
+                actor=_name(actor),
                 action=action,
                 target=target,
                 detail=detail,
@@ -41,27 +43,27 @@ class AdminService:
         return await self.auth.list_users()
 
     async def create_user(
-        self, actor: User, username: str, password: str, *, is_admin: bool
+        self, actor: User | str, username: str, password: str, *, is_admin: bool
     ) -> UserOut:
         user = await self.auth.create_user(username, password, is_admin=is_admin)
         await self._record(actor, "user.create", username, "admin" if is_admin else "user")
         return user
 
-    async def set_admin(self, actor: User, username: str, is_admin: bool) -> UserOut:
-        if username == actor.username and not is_admin:
+    async def set_admin(self, actor: User | str, username: str, is_admin: bool) -> UserOut:
+        if username == _name(actor) and not is_admin:
             raise Forbidden("an admin cannot demote themselves (ask another admin)")
         user = await self.auth.set_admin(username, is_admin)
         await self._record(actor, "user.promote" if is_admin else "user.demote", username)
         return user
 
-    async def set_active(self, actor: User, username: str, is_active: bool) -> UserOut:
-        if username == actor.username and not is_active:
+    async def set_active(self, actor: User | str, username: str, is_active: bool) -> UserOut:
+        if username == _name(actor) and not is_active:
             raise Forbidden("an admin cannot disable their own account")
         user = await self.auth.set_active(username, is_active)
         await self._record(actor, "user.enable" if is_active else "user.disable", username)
         return user
 
-    async def reset_password(self, actor: User, username: str, password: str) -> UserOut:
+    async def reset_password(self, actor: User | str, username: str, password: str) -> UserOut:
         """Set a new password; every token the user held stops working."""
         user = await self.auth.reset_password(username, password)
         await self._record(actor, "user.reset_password", username)
@@ -72,6 +74,11 @@ class AdminService:
         rows = await self.audit.page(limit + 1, before)
         items = [_entry_out(r) for r in rows[:limit]]
         return AuditPage(items=items, next_before=items[-1].id if len(rows) > limit else None)
+
+
+def _name(actor: User | str) -> str:
+    """An account acting, or the operator at the command line ("cli:<os user>")."""
+    return actor if isinstance(actor, str) else actor.username
 
 
 def _entry_out(entry: AuditEntry) -> AuditEntryOut:
