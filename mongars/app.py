@@ -82,7 +82,8 @@ def create_app(
     if settings.caption_model:  # room for a base64 image of the allowed size
         body_limit = max(body_limit, settings.caption_max_bytes * 4 // 3 + 64 * 1024)
     # Document uploads have their own limit (multipart framing on top of the file).
-    uploads = {"/api/v1/documents": settings.research.max_upload_bytes + 64 * 1024}
+    upload_limit = settings.research.max_upload_bytes + 64 * 1024
+    uploads = {"/api/v1/documents": upload_limit, "/documents/upload": upload_limit}
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit, routes=uploads)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(ConsoleSecurityHeaders)  # CSP etc. on the console's pages only

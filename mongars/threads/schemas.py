@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, StringConstraints
 
@@ -55,6 +55,8 @@ class MessageOut(BaseModel):
     confidence: float | None
     prompt_tokens: int
     completion_tokens: int
+    # Document passages the answer cites, numbered as in the answer ([1], [2]...).
+    citations: list[dict[str, Any]] = []
 
 
 class MessagePage(BaseModel):

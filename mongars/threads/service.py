@@ -121,6 +121,7 @@ def _message_out(t: Turn) -> MessageOut:
         confidence=t.confidence,
         prompt_tokens=t.prompt_tokens,
         completion_tokens=t.completion_tokens,
+        citations=list(t.citations or []),
     )
 
 

@@ -18,6 +18,7 @@ from mongars.errors import DomainError, InvalidInput
 from mongars.realtime.tickets import issue_ticket
 from mongars.threads.schemas import ThreadRename
 from mongars.threads.service import ThreadService
+from mongars.web.documents_endpoints import router as documents_router
 from mongars.web.render import HtmlRoute, redirect, render, safe_next
 from mongars.web.service import chat_page, run_turn
 from mongars.web.session import (
@@ -267,3 +268,7 @@ async def chat_ticket(runtime: RuntimeDep, user: WebUser) -> JSONResponse:
     ttl = runtime.settings.realtime.ticket_ttl_s
     ticket = issue_ticket(runtime.secret, user.id, ttl)
     return JSONResponse({"ticket": ticket, "ttl": ttl}, headers={"Cache-Control": "no-store"})
+
+
+# The documents page is part of the console (it has no separate entry in app.py).
+router.include_router(documents_router)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import nh3
 from fastapi import Request, Response
@@ -53,7 +53,21 @@ def markdown(text: str) -> Markup:
     return Markup(clean)  # noqa: S704 - sanitised by nh3 just above
 
 
+def http_url(url: object) -> str | None:
+    """``url`` if it is an absolute http(s) URL (safe for an ``href``), else None."""
+    if not isinstance(url, str) or len(url) > 4096:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url.strip()
+
+
 templates.env.filters["markdown"] = markdown
+templates.env.filters["http_url"] = http_url
 
 
 def render(

@@ -21,7 +21,16 @@ HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-CONSOLE_PREFIXES = ("/login", "/logout", "/setup", "/chat", "/memory", "/admin", "/account")
+CONSOLE_PREFIXES = (
+    "/login",
+    "/logout",
+    "/setup",
+    "/chat",
+    "/memory",
+    "/documents",
+    "/admin",
+    "/account",
+)
 STATIC_PREFIX = "/static/"
 
 

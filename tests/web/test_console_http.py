@@ -45,7 +45,15 @@ def test_security_headers_on_console_pages_only(api: Api) -> None:
 def test_pages_have_no_inline_script_or_handlers(api: Api) -> None:
     api.setup_admin()
     assert login(api.client).status_code == 303
-    for path in ["/chat", "/memory", "/account", "/admin/users", "/admin/audit", "/admin/model"]:
+    for path in [
+        "/chat",
+        "/memory",
+        "/documents",
+        "/account",
+        "/admin/users",
+        "/admin/audit",
+        "/admin/model",
+    ]:
         html = api.client.get(path).text
         for tag in re.findall(r"<script\b[^>]*>", html):
             assert 'src="/static/' in tag, (path, tag)

@@ -24,6 +24,12 @@ ANSWER = (
     "        else:\n            hi = mid\n    return lo\n```\n\nIt runs in *O(log n)* time."
 )
 
+CITED = "Nightly backups go to the cold tier at **02:00** [1]."
+DOCUMENTS = {
+    "backups.md": "# Backup policy\n\nNightly backups go to the cold tier at 02:00.\n",
+    "onboarding.md": "# Onboarding\n\n## First day\n\nCollect your badge at the front desk.\n",
+}
+
 UNLABELLED = """() => [...document.querySelectorAll(
     'input:not([type=hidden]), textarea, select, button, a[href]')]
   .filter((el) => el.offsetParent !== null || el.closest('details'))
@@ -41,7 +47,9 @@ def test_main_pages_are_labelled_and_clean(
 ) -> None:
     out = Path(os.environ.get("MONGARS_SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
-    live = console_factory(ScriptedLLM([ANSWER], delay=0.005), embedder=embedder)
+    live = console_factory(
+        ScriptedLLM([ANSWER, CITED], delay=0.005), embedder=embedder, research={"documents": True}
+    )
     base = live.server.url
     violations: list[str] = []
     page.on(
@@ -76,6 +84,25 @@ def test_main_pages_are_labelled_and_clean(
     page.goto(f"{base}/memory")
     page.wait_for_selector("#memory-results li")
     shot("memory")
+    for name, text in DOCUMENTS.items():
+        r = live.client.post(
+            "/api/v1/documents",
+            files={"file": (name, text.encode())},
+            data={"collection": "handbook"},
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+    page.goto(f"{base}/documents")
+    page.wait_for_selector("#documents tbody tr")
+    shot("documents")
+    page.goto(f"{base}/chat")
+    wait_live(page)
+    page.get_by_label("Message").fill("When do the backups run?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("article.assistant:not(.streaming) .sources li")
+    assert "backups.md" in page.locator(".sources").inner_text()
+    page.locator(".sources summary").first.click()
+    shot("sources")
     page.goto(f"{base}/admin/users")
     shot("admin-users")
     page.goto(f"{base}/admin/model")

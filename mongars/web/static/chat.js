@@ -79,6 +79,78 @@
     return el;
   }
 
+  // The documents an answer cites (the same markup as the server's _sources.html).
+  const httpUrl = (value) => {
+    if (typeof value !== "string" || !value) return null;
+    try {
+      const url = new URL(value);
+      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    } catch (err) {
+      return null;
+    }
+  };
+  const span = (className, text) => {
+    const el = document.createElement("span");
+    el.className = className;
+    el.textContent = text;
+    return el;
+  };
+
+  function showSources(el, citations) {
+    const old = el.querySelector(".sources");
+    if (old) old.remove();
+    if (!Array.isArray(citations) || !citations.length) return;
+    const box = document.createElement("div");
+    box.className = "sources";
+    const heading = document.createElement("p");
+    heading.className = "sources-title";
+    heading.textContent = "Sources";
+    const list = document.createElement("ol");
+    for (const c of citations) {
+      const item = document.createElement("li");
+      item.className = "source";
+      const n = Number(c.n) || list.children.length + 1;
+      item.value = n;
+      if (c.excerpt) item.title = String(c.excerpt);
+      const name = String(c.title || c.path || "");
+      const url = httpUrl(c.url);
+      let title;
+      if (url) {
+        title = document.createElement("a");
+        title.className = "src-title";
+        title.href = url;
+        title.rel = "noopener noreferrer nofollow";
+        title.textContent = name;
+      } else {
+        title = span("src-title", name);
+      }
+      item.append(span("src-n", `[${n}]`), " ", title, " — ", span("src-path", String(c.path || "")));
+      if (c.page) item.append(`, p. ${Number(c.page) || ""}`);
+      if (c.excerpt) {
+        const details = document.createElement("details");
+        details.className = "src-excerpt";
+        const summary = document.createElement("summary");
+        summary.textContent = "Excerpt";
+        details.appendChild(summary);
+        if (c.section) {
+          const section = document.createElement("p");
+          section.className = "muted";
+          section.textContent = String(c.section);
+          details.appendChild(section);
+        }
+        const quote = document.createElement("blockquote");
+        quote.textContent = String(c.excerpt);
+        details.appendChild(quote);
+        item.append(" ", details);
+      }
+      list.appendChild(item);
+    }
+    box.append(heading, list);
+    const tools = el.querySelector(".tools");
+    if (tools) el.insertBefore(box, tools);
+    else el.appendChild(box);
+  }
+
   function paint() {
     renderQueued = false;
     if (!current) return;
@@ -183,6 +255,7 @@
     const last = answers[answers.length - 1];
     if (!last || !threadId) return;
     last.querySelector(".body").innerHTML = "";
+    showSources(last, []);
     last.classList.remove("cancelled");
     const badge = last.querySelector(".badge");
     if (badge) badge.remove();
@@ -212,7 +285,9 @@
       for (const m of ev.messages) {
         if (m.turn_id > lastShown && m.status !== "superseded") {
           article("user", m.query);
-          article("assistant", m.response).dataset.turn = m.turn_id;
+          const answer = article("assistant", m.response);
+          answer.dataset.turn = m.turn_id;
+          showSources(answer, m.citations);
         }
       }
     }
@@ -280,6 +355,7 @@
       schedulePaint();
     } else if (ev.type === "chat.completed") {
       current.el.dataset.turn = ev.turn_id;
+      showSources(current.el, ev.citations);
       finish(ev.text);
     } else if (ev.type === "chat.cancelled") {
       current.el.classList.add("cancelled");
