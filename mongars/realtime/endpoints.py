@@ -95,6 +95,7 @@ async def _snapshot(runtime: Runtime, user_id: int, thread_id: str | None) -> di
                 "response": t.response,
                 "status": t.status,
                 "created_at": t.created_at.isoformat(),
+                "citations": list(t.citations or []),
             }
             for t in reversed(turns)
         ]
