@@ -10,7 +10,10 @@ and each memory's vector is composed from its two sentences (synthetic.py), so
 separately on real memory texts (length-sorted batches, and arrival-order
 batches as the baseline), storage throughput on the load itself: in bulk (on
 PostgreSQL without the HNSW index, built once afterwards, as one would import),
-then for the user's last batches with every index maintained.
+then for the user's last batches with every index maintained. End to end is
+measured last: new real turns of the big user through MemoryService.ingest
+(embedding overlapped with storing), wall clock; "embed, then store" computed
+from the two rates is the baseline.
 
 Search is measured per query in the same run for: the query embedding alone,
 BM25 only, dense only (with its embedding), and monGARS search cold (nothing

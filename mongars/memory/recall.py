@@ -145,7 +145,7 @@ class Recall:
         repo: MemoryRepository,
         user_id: int,
         query: str,
-        embedding: Awaitable[np.ndarray],
+        embedding: asyncio.Future[np.ndarray],
         text_job: Awaitable[list[tuple[int, float]]],
         epochs: tuple[int, int],
         k: int,
@@ -153,6 +153,8 @@ class Recall:
         thread_id: str | None,
     ) -> list[MemoryHit]:
         source = self._source(repo)
+        if repo.dialect == "postgresql" and not embedding.done():
+            await repo.prepare_dense()  # while the query is embedded
         vector = await embedding
         dense = await source.dense(repo, user_id, vector, self.candidates, epochs)
         text = await text_job

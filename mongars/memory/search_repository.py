@@ -116,17 +116,25 @@ class SearchRepository(RepositoryBase):
         """PostgreSQL only: nearest memories by cosine distance (pgvector HNSW)."""
         return [i for i, _ in await self.dense_scored(user_id, vector, k)]
 
-    async def dense_scored(
-        self, user_id: int, vector: np.ndarray, k: int
-    ) -> list[tuple[int, float]]:
-        """PostgreSQL only: (id, cosine similarity) of the nearest memories, best first."""
-        await self.session.execute(  # one round trip for both settings
+    async def prepare_dense(self) -> None:
+        """PostgreSQL: the HNSW scan settings for this transaction (one round trip,
+        which a search sends while its query is still being embedded)."""
+        await self.session.execute(
             text(
                 "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
                 "set_config('hnsw.ef_search', :ef, true)"
             ),
             {"ef": str(HNSW_EF_SEARCH)},
         )
+        self._dense_ready = True
+
+    async def dense_scored(
+        self, user_id: int, vector: np.ndarray, k: int
+    ) -> list[tuple[int, float]]:
+        """PostgreSQL only: (id, cosine similarity) of the nearest memories, best first
+        (with the settings of ``prepare_dense``, called first in the transaction)."""
+        if not self._dense_ready:
+            await self.prepare_dense()
         distance = Memory.embedding.op("<=>", return_type=Float())(
             bindparam("q", vector, type_=Embedding())
         )
