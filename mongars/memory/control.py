@@ -45,6 +45,7 @@ from mongars.memory.schemas import (
     SearchOut,
 )
 from mongars.memory.service import MemoryService, NewMemory
+from mongars.research.repository import DocumentRepository
 from mongars.settings import Settings
 from mongars.threads.service import decode_cursor, encode_cursor
 
@@ -176,11 +177,15 @@ class MemoryControl:
         return ForgetAllOut(deleted=deleted)
 
     async def export(self, user: User) -> ExportOut:
-        """Everything stored about the user: account, threads, turns, memories, API keys
-        and the persona profile. Never a password hash, a key hash or an embedding."""
+        """Everything stored about the user: account, threads, turns, memories, API keys,
+        the persona profile, own documents (their text) and knowledge gaps. Never a
+        password hash, a key hash or an embedding."""
         async with unit_of_work(self.sessions) as session:
             threads, turns, memories = await MemoryRepository(session).export_rows(user.id)
             keys = await ApiKeyRepository(session).list_for_user(user.id)
+            collections, documents, chunks, gaps = await DocumentRepository(session).export_rows(
+                user.id
+            )
             out = ExportOut(
                 exported_at=utcnow(),
                 account=AccountExport(
@@ -194,6 +199,10 @@ class MemoryControl:
                 memories=[_columns(m, exclude={"embedding"}) for m in memories],
                 api_keys=[_columns(k, exclude={"key_hash"}) for k in keys],
                 persona=None,
+                collections=[_columns(c) for c in collections],
+                documents=[_columns(d) for d in documents],
+                document_chunks=[_columns(c, exclude={"embedding"}) for c in chunks],
+                knowledge_gaps=[_columns(g) for g in gaps],
             )
         if self.persona_export is not None:
             out.persona = await self.persona_export(user)

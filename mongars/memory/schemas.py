@@ -108,3 +108,8 @@ class ExportOut(BaseModel):
     memories: list[dict[str, Any]]
     api_keys: list[dict[str, Any]]
     persona: dict[str, Any] | None
+    # Documents (own collections only; shared ones belong to everyone) and knowledge gaps.
+    collections: list[dict[str, Any]] = []
+    documents: list[dict[str, Any]] = []
+    document_chunks: list[dict[str, Any]] = []
+    knowledge_gaps: list[dict[str, Any]] = []

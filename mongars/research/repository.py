@@ -278,5 +278,46 @@ class DocumentRepository:
             update(KnowledgeGap).where(KnowledgeGap.id == gap_id).values(**values)
         )
 
+    async def export_rows(
+        self, user_id: int
+    ) -> tuple[list[Collection], list[Document], list[Chunk], list[KnowledgeGap]]:
+        """The user's own collections, their documents and chunks, and the user's gaps."""
+        collections = list(
+            (
+                await self.session.scalars(
+                    select(Collection)
+                    .where(Collection.scope == user_scope(user_id))
+                    .order_by(Collection.id)
+                )
+            ).all()
+        )
+        ids = [c.id for c in collections]
+        documents = list(
+            (
+                await self.session.scalars(
+                    select(Document).where(Document.collection_id.in_(ids)).order_by(Document.id)
+                )
+            ).all()
+        )
+        chunks = list(
+            (
+                await self.session.scalars(
+                    select(Chunk)
+                    .where(Chunk.collection_id.in_(ids))
+                    .order_by(Chunk.document_id, Chunk.position)
+                )
+            ).all()
+        )
+        gaps = list(
+            (
+                await self.session.scalars(
+                    select(KnowledgeGap)
+                    .where(KnowledgeGap.user_id == user_id)
+                    .order_by(KnowledgeGap.id)
+                )
+            ).all()
+        )
+        return collections, documents, chunks, gaps
+
     async def delete_gaps(self, user_id: int) -> None:
         await self.session.execute(delete(KnowledgeGap).where(KnowledgeGap.user_id == user_id))

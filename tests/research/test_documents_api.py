@@ -274,3 +274,32 @@ def test_delete_collection_removes_its_documents(docs_api: Api) -> None:
     assert r.status_code == 403
     r = docs_api.client.post("/api/v1/collections", json={"name": ""}, headers=bob)
     assert r.status_code == 422
+
+
+def test_export_holds_own_documents_and_gaps_without_vectors(
+    api_factory: Callable[..., Api], embedder: Any
+) -> None:
+    api = api_factory(
+        provider=ScriptedLLM(replies=["I am not sure."]),
+        embedder=embedder,
+        memory={"enabled": True},
+        research={"documents": True},
+    )
+    admin = api.setup_admin()
+    bob = api.create_user(admin, "bob")
+    upload(api, bob, "heron.md", GUIDE)
+    upload(
+        api, admin, "policy.md", b"# Policy\n\nShared rule text.", collection="hb", shared="true"
+    )
+    api.client.post(
+        "/api/v1/conversation/chat",
+        json={"message": "Who painted the Sistine Chapel?"},
+        headers=bob,
+    )
+    export = api.client.get("/api/v1/memory/export", headers=bob).json()
+    assert [c["name"] for c in export["collections"]] == ["notes"]  # not the shared one
+    assert [d["path"] for d in export["documents"]] == ["heron.md"]
+    chunks = export["document_chunks"]
+    assert chunks and "BLUE-HERON-42" in " ".join(c["text"] for c in chunks)
+    assert all("embedding" not in c for c in chunks)
+    assert [g["question"] for g in export["knowledge_gaps"]] == ["Who painted the Sistine Chapel?"]
