@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from mongars.bench.cli import bench_app
 from mongars.research.cli import docs_app
 from mongars.settings import Settings
 
@@ -25,9 +25,6 @@ app = typer.Typer(
 users_app = typer.Typer(help="Manage accounts directly in the database.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 model_app = typer.Typer(help="The embedded model.", no_args_is_help=True)
-bench_app = typer.Typer(
-    help="Benchmarks that print a figure next to its baseline.", no_args_is_help=True
-)
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
@@ -239,7 +236,7 @@ def users_reset_password(username: str) -> None:
     console.print(f"{username}: password reset")
 
 
-# --- chat & bench ----------------------------------------------------------
+# --- chat ----------------------------------------------------------
 
 
 @app.command()
@@ -252,48 +249,6 @@ def chat(
     from mongars.client import run_chat
 
     raise typer.Exit(code=run_chat(url, username, session))
-
-
-@bench_app.command("chat")
-def bench_chat(
-    runs: Annotated[int, typer.Option(help="Measured generations per side")] = 5,
-    max_tokens: Annotated[int, typer.Option(help="Tokens per generation")] = 128,
-) -> None:
-    """Raw llama-cpp-python vs the /chat/stream pipeline on the same prompt."""
-    from mongars.bench.chat import run_bench_chat
-
-    run_bench_chat(runs=runs, max_tokens=max_tokens)
-
-
-@bench_app.command("stream")
-def bench_stream(
-    runs: Annotated[int, typer.Option(help="Measured generations per side")] = 5,
-    max_tokens: Annotated[int, typer.Option(help="Tokens per generation")] = 128,
-    idle: Annotated[int, typer.Option(help="Idle sockets held open")] = 500,
-    chatters: Annotated[int, typer.Option(help="Concurrent streaming chats")] = 20,
-    tokens: Annotated[int, typer.Option(help="Tokens per load-test answer")] = 200,
-    skip_model: Annotated[bool, typer.Option(help="Only the load part")] = False,
-) -> None:
-    """WebSocket vs raw engine (tokens/s, time to first token), then a load test."""
-    from mongars.bench.stream import run_bench_stream
-
-    run_bench_stream(runs, max_tokens, idle, chatters, tokens, skip_model)
-
-
-@bench_app.command("memory")
-def bench_memory(
-    dataset: Annotated[Path, typer.Option(help="LoCoMo locomo10.json")] = Path(
-        "../shared/data/locomo/locomo10.json"
-    ),
-    budget: Annotated[int, typer.Option(help="Context budget in tokens")] = 1500,
-    database_url: Annotated[str, typer.Option(help="Empty: a temporary SQLite file")] = "",
-) -> None:
-    """LoCoMo evidence recall: monGARS retrieval vs BM25-only and dense-only."""
-    from mongars.bench.memory import run_bench_memory
-
-    if not dataset.is_file():
-        raise _fail(f"dataset not found: {dataset}")
-    run_bench_memory(dataset, budget, database_url)
 
 
 # --- memory ----------------------------------------------------------------
@@ -403,50 +358,6 @@ def memory_consolidate(
         console.print(f"[red]error:[/red] {error}")
     if result.errors:
         raise typer.Exit(code=1)
-
-
-@bench_app.command("persona")
-def bench_persona(
-    turns: Annotated[int, typer.Option(help="Real turns per side (with / without persona)")] = 10,
-    max_tokens: Annotated[int, typer.Option(help="Tokens per answer")] = 32,
-    iterations: Annotated[int, typer.Option(help="Contributor-only iterations")] = 500,
-) -> None:
-    """Persona steering + profile update cost per turn, next to real turns' latency."""
-    from mongars.bench.persona import run_bench_persona
-
-    run_bench_persona(turns=turns, max_tokens=max_tokens, iterations=iterations)
-
-
-@bench_app.command("memory-scale")
-def bench_memory_scale(
-    memories: Annotated[int, typer.Option(help="Memories of the measured user")] = 100_000,
-    others: Annotated[int, typer.Option(help="Other users")] = 100,
-    per_other: Annotated[int, typer.Option(help="Memories per other user")] = 1000,
-    queries: Annotated[int, typer.Option(help="Distinct queries timed")] = 200,
-    backend: Annotated[list[str] | None, typer.Option(help="sqlite and/or postgres")] = None,
-) -> None:
-    """Search p50/p95 and ingest throughput with 100,000 memories (SQLite, PostgreSQL)."""
-    from mongars.bench.memory_scale import run_bench_memory_scale
-
-    chosen = tuple(backend or ["sqlite", "postgres"])
-    if not set(chosen) <= {"sqlite", "postgres"}:
-        raise _fail("--backend is sqlite or postgres")
-    run_bench_memory_scale(memories, others, per_other, queries, backends=chosen)
-
-
-@bench_app.command("docs")
-def bench_docs(
-    docs: Annotated[int, typer.Option(help="Generated documents")] = 100,
-    pages: Annotated[int, typer.Option(help="Pages per document")] = 10,
-    questions: Annotated[int, typer.Option(help="Questions asked (one per page at most)")] = 300,
-) -> None:
-    """Document ingestion pages/s and chunks/s, and recall@5 of the answering passage
-    (hybrid vs BM25-only vs dense-only), on a generated corpus of docs x pages pages."""
-    from mongars.bench.docs import run_bench_docs
-
-    if docs < 1 or pages < 1 or questions < 1:
-        raise _fail("--docs, --pages and --questions must be at least 1")
-    run_bench_docs(docs, pages, questions)
 
 
 if __name__ == "__main__":

@@ -64,3 +64,14 @@ def test_ingest_needs_an_owner_and_a_valid_collection(env: Path) -> None:
         app, ["docs", "ingest", str(env / "README.md"), "-c", "mine", "--user", "alice"]
     )
     assert r.exit_code == 0 and "1 new" in r.output
+
+
+def test_bench_docs_prints_figures_and_baselines(env: Path) -> None:
+    r = CliRunner().invoke(
+        app, ["bench", "docs", "--docs", "4", "--pages", "2", "--questions", "8"]
+    )
+    assert r.exit_code == 0, r.output
+    for label in ("pages/s", "chunks/s", "recall@5", "monGARS hybrid", "BM25 only", "dense only"):
+        assert label in r.output
+    bad = CliRunner().invoke(app, ["bench", "docs", "--docs", "0"])
+    assert bad.exit_code == 1
