@@ -152,6 +152,10 @@ class ResearchSettings(BaseModel):
     context_tokens: int = Field(default=800, ge=0, description="document passages per prompt")
     passages: int = Field(default=4, ge=0, le=20, description="most passages cited per answer")
     min_passage_score: float = Field(default=0.35, ge=0, le=2, description="fused score to cite")
+    # ... and cosine: the best full-text match always scores 1 on its side (BM25 is
+    # relative to the best), so a passage must also be close in meaning (MiniLM:
+    # related text ~0.5+, unrelated < 0.25).
+    min_passage_cosine: float = Field(default=0.3, ge=-1, le=1)
     text_weight: float = Field(default=1.0, ge=0, description="BM25 share in the fused score")
     # Curiosity: a question is a knowledge gap when its best retrieval similarity is below
     # gap_score and fewer than gap_coverage of its key terms appear in what was found.

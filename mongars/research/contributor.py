@@ -66,7 +66,10 @@ class DocumentsContributor(TurnContributor):
         hits = await self.documents.search.search(
             plan.user.id, plan.message, k=2 * self.settings.passages, collections=only
         )
-        return [h for h in hits if h.score >= self.settings.min_passage_score]
+        s = self.settings
+        return [
+            h for h in hits if h.score >= s.min_passage_score and h.dense >= s.min_passage_cosine
+        ]
 
     async def _cite(self, plan: TurnPlan, found: list[ScoredChunk], budget: int) -> None:
         lines: list[str] = []

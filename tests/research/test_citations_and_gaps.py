@@ -57,6 +57,17 @@ def test_answer_cites_the_passage_it_was_given(docs_api: Api, llm: ScriptedLLM) 
     assert done and any("02:00" in c["excerpt"] for c in done[0]["citations"])
 
 
+def test_a_document_sharing_only_a_word_is_not_cited(docs_api: Api) -> None:
+    admin = docs_api.setup_admin()
+    upload(docs_api, admin, "heron.md", GUIDE)  # mentions "budget" (compaction budget)
+    r = docs_api.client.post(
+        CHAT,
+        json={"message": "How should I plan my family budget for the holidays?"},
+        headers=admin,
+    )
+    assert r.status_code == 200 and r.json()["citations"] == []
+
+
 def test_other_users_documents_are_never_cited(docs_api: Api) -> None:
     admin = docs_api.setup_admin()
     bob = docs_api.create_user(admin, "bob")
