@@ -127,6 +127,9 @@ class Curiosity:
             )
         except (FetchError, DomainError) as exc:
             outcome = ResearchOutcome("failed", error=str(exc))
+        except Exception as exc:  # the web is hostile input: a surprise fails research only
+            log.exception("research for gap %s failed", gap_id)
+            outcome = ResearchOutcome("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         async with unit_of_work(self.documents.sessions) as session:
             await DocumentRepository(session).update_gap(
                 gap_id, status=outcome.status, sources=outcome.sources, error=outcome.error
