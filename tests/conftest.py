@@ -131,6 +131,15 @@ def postgres_url() -> Iterator[str]:
         server.cleanup()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Settings overrides for each database backend: SQLite, then a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield {}
+    else:
+        yield {"database_url": request.getfixturevalue("pg_database")}
+
+
 @pytest.fixture
 def pg_database(postgres_url: str) -> Iterator[str]:
     """A fresh, empty database on the shared server for one test."""

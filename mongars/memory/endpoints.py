@@ -89,8 +89,12 @@ async def search_memories(
 )
 async def export_memory(user: CurrentUser, control: ControlDep) -> Response:
     """Download everything monGARS stores about you, as one JSON document."""
-    export = await control.export(user)
-    name = f"mongars-export-{user.username}-{export.exported_at.date().isoformat()}.json"
+    return export_download(user.username, await control.export(user))
+
+
+def export_download(username: str, export: ExportOut) -> Response:
+    """The export as a JSON file download (the API's and the console's)."""
+    name = f"mongars-export-{username}-{export.exported_at.date().isoformat()}.json"
     return Response(
         export.model_dump_json(indent=2),
         media_type="application/json",

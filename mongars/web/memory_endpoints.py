@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from mongars.deps import RuntimeDep
 from mongars.errors import DomainError, InvalidInput
 from mongars.memory.control import MemoryControl
+from mongars.memory.endpoints import export_download
 from mongars.memory.schemas import MemoryCreate
 from mongars.web.render import HtmlRoute, redirect, render, safe_next
 from mongars.web.session import CsrfChecked, WebUser
@@ -96,13 +97,4 @@ async def memory_forget_all(
 @router.get("/export")
 async def memory_export(runtime: RuntimeDep, user: WebUser) -> Response:
     """Everything stored about the user, as a JSON download (same as the API's export)."""
-    export = await MemoryControl.from_runtime(runtime).export(user)
-    name = f"mongars-export-{user.username}-{export.exported_at.date().isoformat()}.json"
-    return Response(
-        export.model_dump_json(indent=2),
-        media_type="application/json",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return export_download(user.username, await MemoryControl.from_runtime(runtime).export(user))

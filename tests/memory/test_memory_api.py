@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,6 @@ from tests.fakes import ScriptedLLM
 M = "/api/v1/memory"
 LOCKER = "My locker code at the Riverside gym is 4512."
 PARAPHRASE = "where do I work out"  # no word in common with LOCKER: only meaning matches
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    if request.param == "sqlite":
-        yield {}
-    else:
-        yield {"database_url": request.getfixturevalue("pg_database")}
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ users, shared collections, and the rag-context contract field by field."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,14 +27,6 @@ The compaction budget is 40 megabytes per second so that readers are not starved
 
 Backups are written to the cold tier with the code name BLUE-HERON-42.
 """
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    if request.param == "sqlite":
-        yield {}
-    else:
-        yield {"database_url": request.getfixturevalue("pg_database")}
 
 
 @pytest.fixture
