@@ -21,11 +21,13 @@ SUMMARY_CHARS = 300
 MAX_FOCUS = 6
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
 _WORD = re.compile(r"\w+", re.UNICODE)
+_HEADING = re.compile(r"^#{1,6}\s.*$", re.MULTILINE)
 
 
 def summarize(text: str, terms: list[str], limit: int = SUMMARY_CHARS) -> str:
     """The passage's best-matching sentences, in their order, within ``limit`` chars."""
-    sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    plain = _HEADING.sub("", text)  # headings are focus areas, not summary text
+    sentences = [s.strip() for s in _SENTENCE.split(plain.strip() or text) if s.strip()]
     if not sentences:
         return ""
     wanted = set(terms)
