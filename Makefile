@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/mongars bench chat
 	$(BIN)/mongars bench stream
 	$(BIN)/mongars bench persona
+	$(BIN)/mongars bench docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
