@@ -9,7 +9,7 @@ passage found by one side only is not ranked on half of its evidence.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mongars.db.engine import unit_of_work
 from mongars.db.fulltext import query_terms
 from mongars.memory.embeddings import Embedder
+from mongars.memory.recall import settle
 from mongars.research.index import ChunkIndex
 from mongars.research.models import Collection
 from mongars.research.repository import ChunkRow, DocumentRepository
@@ -39,11 +40,18 @@ class DocumentSearch:
         sessions: async_sessionmaker[AsyncSession],
         embedder: Embedder,
         text_weight: float = 1.0,
+        query_vector: Callable[[str], Awaitable[np.ndarray]] | None = None,
     ) -> None:
+        """``query_vector``: the query's embedding; memory's cached one when memory runs,
+        so a turn's message is embedded once for both."""
         self.sessions = sessions
         self.embedder = embedder
         self.text_weight = text_weight
+        self.query_vector = query_vector or self._embed
         self.index = ChunkIndex()
+
+    async def _embed(self, query: str) -> np.ndarray:
+        return (await self.embedder.embed([query]))[0]
 
     async def search(
         self,
@@ -57,7 +65,7 @@ class DocumentSearch:
         those named). ``mode``: hybrid, text (BM25 only) or dense (embeddings only)."""
         if not query.strip():
             return []
-        embedding = asyncio.ensure_future(self.embedder.embed([query]))
+        embedding = asyncio.ensure_future(self.query_vector(query))
         try:
             async with unit_of_work(self.sessions) as session:
                 repo = DocumentRepository(session)
@@ -66,10 +74,7 @@ class DocumentSearch:
                     return []
                 return await self._rank(repo, visible, query, embedding, k, mode)
         finally:
-            if not embedding.done():
-                embedding.cancel()
-            elif not embedding.cancelled():
-                embedding.exception()
+            settle(embedding)
 
     async def _rank(
         self,
@@ -84,7 +89,7 @@ class DocumentSearch:
         text: list[tuple[int, float]] = []
         if mode != "dense":
             text = await repo.text_scored(ids, query_terms(query), CANDIDATES)
-        vector = (await embedding)[0]
+        vector = await embedding
         dense: list[tuple[int, float]] = []
         if mode != "text":
             dense = await self._dense(repo, visible, vector)

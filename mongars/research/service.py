@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,11 +95,12 @@ class DocumentService:
         sessions: async_sessionmaker[AsyncSession],
         embedder: Embedder,
         settings: ResearchSettings,
+        query_vector: Callable[[str], Awaitable[np.ndarray]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.embedder = embedder
         self.settings = settings
-        self.search = DocumentSearch(sessions, embedder, settings.text_weight)
+        self.search = DocumentSearch(sessions, embedder, settings.text_weight, query_vector)
 
     # -- collections ----------------------------------------------------------------
 

@@ -26,14 +26,16 @@ class DocumentSystem:
 async def start_documents(runtime: Runtime, embedder: Embedder | None = None) -> DocumentSystem:
     """Documents share the memory's embedding model when memory runs (one model in RAM)."""
     cfg = runtime.settings.research
-    if embedder is None and runtime.memory is not None:
-        embedder = runtime.memory.embedder
+    query_vector = None
+    if runtime.memory is not None:  # one model in RAM, one embedding of each message
+        embedder = embedder or runtime.memory.embedder
+        query_vector = runtime.memory.service.recall.query_vector
     owns = embedder is None
     if embedder is None:
         mem = runtime.settings.memory
         embedder = Embedder(threads=mem.embed_threads, precision=mem.embed_precision)
         await embedder.start()
-    service = DocumentService(runtime.sessions, embedder, cfg)
+    service = DocumentService(runtime.sessions, embedder, cfg, query_vector)
     curiosity = Curiosity(service, cfg)
     runtime.contributors.append(DocumentsContributor(service, curiosity, runtime.llm, cfg))
     return DocumentSystem(service, curiosity, embedder, owns)

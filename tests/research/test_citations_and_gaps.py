@@ -188,3 +188,28 @@ def test_websocket_completed_event_carries_citations(
     done = until(ws, is_type("chat.completed"))[-1]
     assert done["citations"] and "BLUE-HERON-42" in done["citations"][0]["excerpt"]
     assert done["citations"][0]["document_id"] == r.json()["document"]["id"]
+
+
+def test_a_turn_embeds_its_message_once_for_memory_and_documents(
+    api_factory: Callable[..., Api], embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = api_factory(
+        provider=ScriptedLLM(replies=["See [1]."]),
+        embedder=embedder,
+        memory={"enabled": True},
+        research={"documents": True},
+    )
+    admin = api.setup_admin()
+    upload(api, admin, "heron.md", GUIDE)
+    asked: list[list[str]] = []
+    real = embedder.embed
+
+    async def counting(texts: Any) -> Any:
+        asked.append(list(texts))
+        return await real(texts)
+
+    monkeypatch.setattr(embedder, "embed", counting)
+    message = "What is the backup code name for Heron?"
+    r = api.client.post(CHAT, json={"message": message}, headers=admin)
+    assert r.status_code == 200 and r.json()["citations"]
+    assert asked.count([message]) == 1  # memory's cached query vector serves documents too
