@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from mongars.bench.common import create_users
+from mongars.bench.common import create_users, percentile
 from mongars.db.engine import create_engine, create_session_factory
 from mongars.memory.embeddings import Embedder
 from mongars.research.corpus import QA, make_corpus
@@ -44,13 +44,6 @@ class Figures:
     hits: dict[str, dict[int, int]] = field(default_factory=dict)
     latency_ms: dict[str, list[float]] = field(default_factory=dict)
     asked: int = 0
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def _run(
@@ -156,6 +149,6 @@ def _recall_table(f: Figures) -> Table:
             label,
             *(f"{hits[k] / max(1, f.asked):.3f}" for k in KS),
             f"{statistics.median(lat):.1f}" if lat else "-",
-            f"{_percentile(lat, 95):.1f}",
+            f"{percentile(lat, 95):.1f}",
         )
     return table

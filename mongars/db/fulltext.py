@@ -12,6 +12,11 @@ this to was we were what when where which who whom why will with would you your"
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
+def words(text: str) -> list[str]:
+    """The lower-case words of ``text`` (as the query side sees them)."""
+    return _WORD.findall(text.lower())
+
+
 def query_terms(query: str, limit: int = 24) -> list[str]:
     """Distinct lower-case words of a query, stopwords out (at most ``limit``)."""
     seen: dict[str, None] = {}

@@ -12,7 +12,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mongars.settings import Settings
+
+if TYPE_CHECKING:  # the CLI imports the heavy modules only in the command that runs
+    from mongars.research.service import Actor, DocumentService
 
 docs_app = typer.Typer(
     help="Documents for retrieval and citations (docs/research.md).", no_args_is_help=True
@@ -66,7 +69,7 @@ def walk(root: Path) -> Iterator[Path]:
                 yield Path(folder) / name
 
 
-async def _with_service(settings: Settings, fn: Callable[..., Awaitable[T]]) -> T:
+async def _with_service(settings: Settings, fn: Callable[[DocumentService], Awaitable[T]]) -> T:
     from mongars.db.engine import create_engine, create_session_factory
     from mongars.memory.embeddings import Embedder
     from mongars.research.service import DocumentService
@@ -84,7 +87,7 @@ async def _with_service(settings: Settings, fn: Callable[..., Awaitable[T]]) -> 
         await engine.dispose()
 
 
-async def _actor(settings: Settings, username: str | None, shared: bool) -> object:
+async def _actor(settings: Settings, username: str | None, shared: bool) -> Actor:
     from mongars.auth.repository import UserRepository
     from mongars.db.engine import create_engine, create_session_factory, unit_of_work
     from mongars.research.service import Actor
@@ -111,12 +114,14 @@ def listing(root: Path) -> list[tuple[str, Path]]:
 
 
 async def ingest_paths(
-    service: object, actor: object, files: list[tuple[str, Path]], collection: str, shared: bool
+    service: DocumentService,
+    actor: Actor,
+    files: list[tuple[str, Path]],
+    collection: str,
+    shared: bool,
 ) -> IngestReport:
     from mongars.errors import DomainError
-    from mongars.research.service import Actor, DocumentService
 
-    assert isinstance(service, DocumentService) and isinstance(actor, Actor)
     report = IngestReport()
     columns = (
         TextColumn("{task.description}"),
@@ -199,14 +204,11 @@ def docs_list(
     settings = _upgraded()
     actor = _run(_actor(settings, user, shared=True))
 
-    async def go(service: object) -> None:
-        from mongars.research.service import DocumentService
-
-        assert isinstance(service, DocumentService)
+    async def go(service: DocumentService) -> None:
         table = Table("id", "collection", "path", "format", "pages", "chunks", "updated")
         cursor: int | None = None
         while True:
-            page = await service.documents(actor, collection, cursor, 200)  # type: ignore[arg-type]
+            page = await service.documents(actor, collection, cursor, 200)
             for d in page.items:
                 table.add_row(
                     str(d.id),

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mongars.db.engine import unit_of_work
-from mongars.db.fulltext import query_terms
+from mongars.db.fulltext import query_terms, words
 from mongars.errors import DomainError
 from mongars.research.extract import ExtractedDocument, estimate_pages
 from mongars.research.fetcher import FetchedPage, FetcherConfig, FetchError, IrisFetcher
@@ -42,7 +41,6 @@ _QUESTION_WORDS = frozenset(
     should would will explain describe define tell list compare""".split()
 )
 _FILLER = frozenset("please know about me something thing things anything mean".split())
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass
@@ -75,15 +73,15 @@ def key_terms(question: str) -> list[str]:
 
 
 def looks_like_question(message: str) -> bool:
-    words = _WORD.findall(message.lower())
-    return bool(words) and (message.rstrip().endswith("?") or words[0] in _QUESTION_WORDS)
+    found = words(message)
+    return bool(found) and (message.rstrip().endswith("?") or found[0] in _QUESTION_WORDS)
 
 
 def assess(
     question: str, found_texts: Sequence[str], best_score: float, settings: ResearchSettings
 ) -> Assessment:
     terms = key_terms(question)
-    haystack = {w for text in found_texts for w in _WORD.findall(text.lower())}
+    haystack = {w for text in found_texts for w in words(text)}
     missing = [t for t in terms if t not in haystack]
     coverage = 1.0 - len(missing) / len(terms) if terms else 1.0
     is_question = looks_like_question(question)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from mongars.db.fulltext import query_terms
+from mongars.db.fulltext import query_terms, words
 from mongars.research.schemas import RagContextRequest, RagContextResponse, RagReference
 from mongars.research.search import ScoredChunk
 from mongars.research.service import DocumentService
@@ -20,7 +20,6 @@ DEFAULT_RESULTS = 5
 SUMMARY_CHARS = 300
 MAX_FOCUS = 6
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}")
-_WORD = re.compile(r"\w+", re.UNICODE)
 _HEADING = re.compile(r"^#{1,6}\s.*$", re.MULTILINE)
 
 
@@ -33,7 +32,7 @@ def summarize(text: str, terms: list[str], limit: int = SUMMARY_CHARS) -> str:
     wanted = set(terms)
     ranked = sorted(
         range(len(sentences)),
-        key=lambda i: (-len(wanted & set(_WORD.findall(sentences[i].lower()))), i),
+        key=lambda i: (-len(wanted & set(words(sentences[i]))), i),
     )
     picked: list[int] = []
     size = 0
@@ -54,7 +53,7 @@ def focus_areas(hits: list[ScoredChunk], terms: list[str]) -> list[str]:
         section = hit.row.section.split(" > ")[-1].strip() if hit.row.section else ""
         if section and section.lower() not in {a.lower() for a in areas}:
             areas[section] = None
-    found = {w for h in hits for w in _WORD.findall(h.row.text.lower())}
+    found = {w for h in hits for w in words(h.row.text)}
     for term in terms:
         if term in found and term not in {a.lower() for a in areas}:
             areas[term] = None

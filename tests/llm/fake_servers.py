@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -168,8 +168,20 @@ class FakeOpenAI(FakeServer):
         )
 
 
+class Servable(Protocol):
+    """What ``serve`` runs: an ASGI app, a stop flag its handlers watch, and its URL."""
+
+    url: str
+    _stopping: threading.Event
+
+    def app(self) -> Any: ...
+
+
+S = TypeVar("S", bound=Servable)
+
+
 @contextmanager
-def serve(fake: FakeServer) -> Iterator[FakeServer]:
+def serve(fake: S) -> Iterator[S]:
     """Run ``fake`` on 127.0.0.1 in a background thread; stop it cleanly on exit."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

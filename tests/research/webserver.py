@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,11 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.llm.fake_servers import serve
 
 LOOPBACK = "127.0.0.1"
 
@@ -89,7 +89,6 @@ class Site:
     seen: list[Seen] = field(default_factory=list)
     streamed: dict[str, int] = field(default_factory=dict)
     url: str = ""
-    port: int = 0
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def reset(self) -> None:
@@ -98,6 +97,10 @@ class Site:
         self.searx_status, self.searx_body = fresh.searx_status, fresh.searx_body
         self.seen.clear()
         self.streamed.clear()
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def paths(self) -> list[str]:
         return [s.path for s in self.seen]
@@ -191,35 +194,5 @@ class Site:
 @contextmanager
 def serve_site() -> Iterator[Site]:
     """Run a Site on 127.0.0.1 in a background thread; stop it cleanly on exit."""
-    site = Site()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((LOOPBACK, 0))
-    site.port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        site.app(),
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        ws="none",
-        http="h11",
-        loop="asyncio",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test site did not start")
-        time.sleep(0.005)
-    site.url = f"http://{LOOPBACK}:{site.port}"
-    try:
+    with serve(Site()) as site:
         yield site
-    finally:
-        site._stopping.set()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        assert not thread.is_alive(), "the test site did not stop"

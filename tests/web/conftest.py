@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-from mongars.app import create_app
 from mongars.llm.base import LLMProvider
-from tests.conftest import PASSWORD, LiveApi, LiveServer, make_settings
-from tests.fakes import ScriptedLLM
+from tests.conftest import PASSWORD, LiveApi
 
 CHROMIUM = Path(os.environ.get("MONGARS_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -50,26 +48,17 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def console_factory(tmp_path: Path) -> Iterator[Callable[..., LiveApi]]:
-    """Real uvicorn servers (like ``live_factory``), optionally with memory on."""
-    started: list[LiveApi] = []
+def console_factory(live_factory: Callable[..., LiveApi]) -> Callable[..., LiveApi]:
+    """Real uvicorn servers (``live_factory``), with memory on when given an embedder."""
 
     def make(
         provider: LLMProvider | None = None, embedder: Any = None, **overrides: Any
     ) -> LiveApi:
         if embedder is not None:
             overrides.setdefault("memory", {"enabled": True})
-        settings = make_settings(tmp_path / f"console{len(started)}", **overrides)
-        app = create_app(settings, llm=provider or ScriptedLLM(), embedder=embedder)
-        server = LiveServer(app).__enter__()
-        live = LiveApi(server, app)
-        started.append(live)
-        return live
+        return live_factory(provider, embedder, **overrides)
 
-    yield make
-    for live in started:
-        live.client.close()  # type: ignore[attr-defined]
-        live.server.__exit__(None, None, None)
+    return make
 
 
 def ui_login(page: Any, base: str, username: str, password: str = PASSWORD) -> None:
