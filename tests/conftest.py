@@ -96,12 +96,14 @@ def api(api_factory: Callable[..., Api]) -> Api:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Any:
-    """The real MiniLM embedding model, loaded once for the session."""
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The real MiniLM embedding model, loaded once for the session, with queries
+    through ONNX Runtime as the server runs it (exported once for the session)."""
     from mongars.memory.embeddings import Embedder
 
-    model = Embedder()
+    model = Embedder(onnx_dir=tmp_path_factory.mktemp("models"))
     model.load()
+    assert model.onnx is not None, "the ONNX query path did not load"
     return model
 
 

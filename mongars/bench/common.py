@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.table import Table
 from mongars.llm.base import ChatMessage
 from mongars.llm.llamacpp import STOP_SEQUENCES, render_prompt
 from mongars.settings import Settings
+
+if TYPE_CHECKING:
+    from mongars.memory.embeddings import Embedder
 
 PROMPT = "Tell me a long story about a dragon who learns to bake bread."
 PASSWORD = "bench-password-123"  # noqa: S105 - throwaway accounts in a temp database
@@ -36,6 +39,14 @@ class Run:
     @property
     def tokens_per_s(self) -> float:
         return (self.tokens - 1) / self.decode_s if self.tokens > 1 and self.decode_s else 0.0
+
+
+def bench_embedder() -> Embedder:
+    """The embedder as the server runs it (ONNX query path, its export kept in the
+    default data folder's models/), on one thread."""
+    from mongars.memory.embeddings import Embedder
+
+    return Embedder(threads=1, onnx_dir=Settings().data_dir / "models")
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from mongars.bench.common import create_users, percentile
+from mongars.bench.common import bench_embedder, create_users, percentile
 from mongars.db.engine import create_engine, create_session_factory
 from mongars.memory.embeddings import Embedder
 from mongars.research.corpus import QA, make_corpus
@@ -101,7 +101,7 @@ async def _run(
 
 def run_bench_docs(docs: int = 100, pages: int = 10, questions: int = 300, seed: int = 0) -> None:
     console = Console()
-    embedder = Embedder(threads=1)
+    embedder = bench_embedder()
     embedder.load()
     with tempfile.TemporaryDirectory(prefix="mongars-docs-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp))

@@ -30,13 +30,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mongars.bench.common import create_users, percentile
+from mongars.bench.common import bench_embedder, create_users, percentile
 from mongars.bench.locomo import CATEGORIES, Conversation, load
 from mongars.db.engine import create_engine, create_session_factory, unit_of_work
 from mongars.llm.base import ChatMessage
 from mongars.llm.llamacpp import render_message
 from mongars.memory.contributor import HEADER
-from mongars.memory.embeddings import Embedder
 from mongars.memory.repository import MemoryRepository
 from mongars.memory.service import MemoryService, NewMemory
 from mongars.settings import Settings
@@ -208,7 +207,7 @@ async def _run(
 ) -> tuple[Store, dict[tuple[str, int], Scores]]:
     engine = create_engine(url)
     try:
-        embedder = Embedder(threads=1)
+        embedder = bench_embedder()
         await embedder.start()
         memory = MemoryService(create_session_factory(engine), embedder)
         store = await ingest(memory, users, convs, tok.line_cost)

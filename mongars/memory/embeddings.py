@@ -9,6 +9,9 @@ the matrix products in bfloat16 (torch autocast; layer norms and pooling stay
 float32) is about 3x faster and the vectors differ from float32 ones by a
 cosine of < 1e-4, so both kinds mix freely in one index. ``precision="auto"``
 times both on a small batch at load and keeps bfloat16 only if it is faster.
+
+Given ``onnx_dir``, a few texts at a time (search queries) go through ONNX
+Runtime instead (onnx_query.py), checked at load to agree with PyTorch.
 """
 
 from __future__ import annotations
@@ -20,13 +23,19 @@ import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mongars.memory.models import EMBEDDING_DIM
+from mongars.memory.onnx_query import OnnxQueries
+
+if TYPE_CHECKING:
+    from mongars.settings import Settings
 
 MAX_TOKENS = 256  # the model was trained on up to 256 word pieces
+ONNX_MAX_TEXTS = 4  # calls with more texts (batches) run on PyTorch, faster there
 log = logging.getLogger(__name__)
 _PROBE = [f"calibration sentence number {n} about everyday things" for n in range(32)]
 
@@ -35,9 +44,16 @@ class Embedder:
     dim = EMBEDDING_DIM
 
     def __init__(
-        self, threads: int = 1, batch_size: int = 64, precision: str = "auto", traced: bool = True
+        self,
+        threads: int = 1,
+        batch_size: int = 64,
+        precision: str = "auto",
+        traced: bool = True,
+        onnx_dir: Path | None = None,
     ) -> None:
         self._threads = threads
+        self.onnx_dir = onnx_dir  # where the ONNX export of the model is kept
+        self.onnx: OnnxQueries | None = None
         self.traced = traced  # run the model as a TorchScript trace (see _trace)
         self._forward: Any = None
         self.batch_size = batch_size
@@ -62,6 +78,20 @@ class Embedder:
             self.precision = self._pick_precision()
         if self.traced:
             self._forward = self._trace()
+        if self.onnx_dir is not None:
+            self.onnx = self._load_onnx(self.onnx_dir)
+
+    def _load_onnx(self, directory: Path) -> OnnxQueries | None:
+        onnx = OnnxQueries.load(self._model, self._tokenizer, directory, self._threads, MAX_TOKENS)
+        if onnx is None:
+            return None
+        probe = [_PROBE[0], "where did I put my passport?", "short"]
+        agree = float(np.min(np.sum(onnx.embed(probe) * self.embed_sync(probe), axis=1)))
+        if agree < 0.999:
+            log.warning("query embeddings stay on PyTorch (ONNX agreement %.5f)", agree)
+            return None
+        log.info("query embeddings through ONNX Runtime (agreement %.5f)", agree)
+        return onnx
 
     def _pick_precision(self) -> str:
         """bfloat16 if it is clearly faster here (native support) and agrees with float32."""
@@ -148,6 +178,8 @@ class Embedder:
 
         if self._model is None:
             self.load()
+        if self.onnx is not None and 0 < len(texts) <= ONNX_MAX_TEXTS:
+            return self.onnx.embed(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(texts), self.batch_size):
@@ -171,3 +203,10 @@ class Embedder:
             return np.empty((0, self.dim), dtype=np.float32)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.embed_sync, list(texts))
+
+
+def embedder_from(settings: Settings) -> Embedder:
+    """The embedder the server runs, as the memory settings describe it."""
+    cfg = settings.memory
+    onnx_dir = settings.data_dir / "models" if cfg.embed_query_onnx else None
+    return Embedder(threads=cfg.embed_threads, precision=cfg.embed_precision, onnx_dir=onnx_dir)

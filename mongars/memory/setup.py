@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from mongars.memory.cache import create_cache
 from mongars.memory.contributor import MemoryContributor
 from mongars.memory.control import MemoryControl
-from mongars.memory.embeddings import Embedder
+from mongars.memory.embeddings import Embedder, embedder_from
 from mongars.memory.facts import FactExtractor
 from mongars.memory.retention import retention_loop
 from mongars.memory.retrieval import weights_from
@@ -41,7 +41,7 @@ class MemorySystem:
 async def start_memory(runtime: Runtime, embedder: Embedder | None = None) -> MemorySystem:
     cfg = runtime.settings.memory
     owns = embedder is None
-    embedder = embedder or Embedder(threads=cfg.embed_threads, precision=cfg.embed_precision)
+    embedder = embedder or embedder_from(runtime.settings)
     if owns:
         await embedder.start()
     cache = create_cache(runtime.settings, runtime.metrics.memory_cache)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mongars.memory.embeddings import Embedder
+from mongars.memory.embeddings import Embedder, embedder_from
 from mongars.research.contributor import DocumentsContributor
 from mongars.research.curiosity import Curiosity
 from mongars.research.service import DocumentService
@@ -32,8 +32,7 @@ async def start_documents(runtime: Runtime, embedder: Embedder | None = None) ->
         query_vector = runtime.memory.service.recall.query_vector
     owns = embedder is None
     if embedder is None:
-        mem = runtime.settings.memory
-        embedder = Embedder(threads=mem.embed_threads, precision=mem.embed_precision)
+        embedder = embedder_from(runtime.settings)
         await embedder.start()
     service = DocumentService(runtime.sessions, embedder, cfg, query_vector)
     curiosity = Curiosity(service, cfg)
