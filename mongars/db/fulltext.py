@@ -17,6 +17,22 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+OWNED_WORDS_SQL = "mongars_owned_words_v1"
+
+
+def owned_words(owner: int, text: str) -> str:
+    """``text``'s words, each tagged with its owner ("42_word"), for the SQLite
+    memory index (migration 0009): each user's words are then terms of their own,
+    so a match reads one user's posting lists and BM25 counts one user's memories.
+
+    Registered on every SQLite connection as ``mongars_owned_words_v1`` and called
+    by the index's triggers; the index is contentless, so a row is deleted by
+    passing the words it was indexed with: changing what this returns needs a new
+    function name and a migration that rebuilds the index. The tag is digits and
+    an underscore (consonants to the porter stemmer, so it stems as before)."""
+    return " ".join(f"{owner}_{w}" for w in _WORD.findall(text))
+
+
 def query_terms(query: str, limit: int = 24) -> list[str]:
     """Distinct lower-case words of a query, stopwords out (at most ``limit``)."""
     seen: dict[str, None] = {}

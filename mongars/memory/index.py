@@ -15,6 +15,9 @@ one, e.g. an edit re-embedded) reloads too. 100,000 memories x 384 dims is a
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
 from collections import OrderedDict
 
 import numpy as np
@@ -24,6 +27,8 @@ from mongars.memory.models import EMBEDDING_DIM
 from mongars.memory.repository import MemoryRepository, VectorRows
 
 NEIGHBOUR_WINDOW = 512  # how far (in the user's memories) to look for a thread's next turn
+PART_MIN_ROWS = 20_000  # an index at least twice this size is searched in parts
+MAX_PARTS = 4
 
 
 class _UserIndex:
@@ -72,12 +77,6 @@ class _UserIndex:
         self._matrix[part] = torch.from_numpy(np.ascontiguousarray(rows.matrix)).half()
         self.size = need
 
-    def scores(self, vector: np.ndarray) -> np.ndarray:
-        query = torch.from_numpy(np.ascontiguousarray(vector, dtype=np.float32)).half()
-        scores = (self._matrix[: self.size] @ query).float().numpy()
-        scores[~self._valid[: self.size]] = -np.inf
-        return scores
-
     def positions(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids found, their positions) among the valid memories of the index."""
         wanted = np.asarray(ids, dtype=np.int64)
@@ -88,10 +87,32 @@ class _UserIndex:
         return wanted[hit], pos[hit]
 
 
+def _nearest(
+    matrix: torch.Tensor, valid: np.ndarray, ids: np.ndarray, vector: np.ndarray, k: int
+) -> list[tuple[int, float]]:
+    query = torch.from_numpy(np.ascontiguousarray(vector, dtype=np.float32)).half()
+    scores = (matrix @ query).float()
+    scores[torch.from_numpy(~valid)] = -torch.inf
+    k = min(k, int(valid.sum()))
+    if k <= 0:
+        return []
+    best = torch.topk(scores, k)  # sorted, best first
+    return [
+        (int(ids[i]), float(v))
+        for v, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)
+    ]
+
+
 class DenseIndex:
     def __init__(self, max_users: int = 64) -> None:
         self._users: OrderedDict[int, _UserIndex] = OrderedDict()
         self._max_users = max_users
+
+    def size(self, user_id: int) -> int | None:
+        """How many memories the user's index held at its last search (None: not
+        loaded)."""
+        index = self._users.get(user_id)
+        return None if index is None else index.size
 
     def forget(self, user_id: int) -> None:
         self._users.pop(user_id, None)
@@ -118,6 +139,12 @@ class DenseIndex:
             self._users.popitem(last=False)
         return index
 
+    async def refresh(
+        self, repo: MemoryRepository, user_id: int, epochs: tuple[int, int] | None = None
+    ) -> None:
+        """Bring the user's index up to date (reads rows only if memories changed)."""
+        await self._fresh(repo, user_id, epochs)
+
     async def search(
         self,
         repo: MemoryRepository,
@@ -127,17 +154,30 @@ class DenseIndex:
         epochs: tuple[int, int] | None = None,
     ) -> list[tuple[int, float]]:
         """(memory id, cosine similarity), best first."""
-        index = await self._fresh(repo, user_id, epochs)
-        if not index.size:
+        await self._fresh(repo, user_id, epochs)
+        return await self.nearest(user_id, vector, k)
+
+    async def nearest(self, user_id: int, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """``search`` on the index as it is (after ``refresh``), computed in a worker
+        thread: the event loop meanwhile runs the search's full-text query (the
+        product and the selection release the GIL)."""
+        index = self._users.get(user_id)
+        if index is None or not index.size:
             return []
-        scores = index.scores(vector)
-        k = min(k, int(np.isfinite(scores).sum()))
-        if k <= 0:
-            return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        ids = index.ids
-        return [(int(ids[i]), float(scores[i])) for i in top]
+        n = index.size  # a snapshot: appends write past it or into a new matrix
+        # a large index is split across the cores (each part's product and selection
+        # in its own thread: about half the time on two cores), then merged
+        parts = max(1, min(MAX_PARTS, os.cpu_count() or 1, n // PART_MIN_ROWS))
+        bounds = [n * p // parts for p in range(parts + 1)]
+        found = await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    _nearest, index._matrix[a:b], index._valid[a:b], index._ids[a:b], vector, k
+                )
+                for a, b in itertools.pairwise(bounds)
+            )
+        )
+        return sorted(itertools.chain.from_iterable(found), key=lambda hit: -hit[1])[:k]
 
     # The methods below read the index as the last search of the user left it.
 

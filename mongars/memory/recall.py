@@ -12,7 +12,7 @@ query is scoped to one user.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -86,10 +86,9 @@ class Recall:
     ) -> list[MemoryHit]:
         excluded = sorted(set(exclude_turn_ids))
         # The query is embedded (in the embedder's thread) while the database answers
-        # the rest: the epoch, a cached result, the full-text matches (on PostgreSQL on
-        # a second connection, while the nearest vectors are looked up).
+        # the rest: the epoch, a cached result, the full-text matches, which then
+        # overlap the nearest vectors (see _candidates).
         embedding = asyncio.ensure_future(self.query_vector(query))
-        text_job: asyncio.Future[list[tuple[int, float]]] | None = None
         try:
             async with unit_of_work(self.sessions) as session:
                 repo = MemoryRepository(session)
@@ -100,16 +99,11 @@ class Recall:
                     cached = await self.cache.results(user_id, epoch, key)
                     if cached is not None:
                         return [MemoryHit.from_json(h) for h in cached]
-                if repo.dialect == "postgresql":
-                    text_job = asyncio.ensure_future(self._text_apart(user_id, query))
-                else:
-                    text_job = _done(await self._text(repo, user_id, query))
                 hits = await self._rank(
-                    repo, user_id, query, embedding, text_job, epochs, k, set(excluded), thread_id
+                    repo, user_id, query, embedding, epochs, k, set(excluded), thread_id
                 )
         finally:
             settle(embedding)
-            settle(text_job)
         if self.cache is not None:
             await self.cache.store_results(user_id, epoch, key, [h.to_json() for h in hits])
         return hits
@@ -117,7 +111,7 @@ class Recall:
     async def _text(
         self, repo: MemoryRepository, user_id: int, query: str
     ) -> list[tuple[int, float]]:
-        plan = await self.terms.plan(repo, query)
+        plan = await self.terms.plan(repo, user_id, query, self.index.size(user_id))
         return await repo.text_scored(
             user_id, query, self.candidates, plan.terms, plan.require_all, plan.weights
         )
@@ -140,24 +134,57 @@ class Recall:
         """(id, cosine) of the user's nearest memories, best first."""
         return await self._source(repo).dense(repo, user_id, vector, k, epochs)
 
+    async def _candidates(
+        self,
+        repo: MemoryRepository,
+        user_id: int,
+        query: str,
+        embedding: asyncio.Future[np.ndarray],
+        epochs: tuple[int, int],
+    ) -> tuple[np.ndarray, list[tuple[int, float]], list[tuple[int, float]]]:
+        """(query vector, nearest, full-text matches), the two searches overlapped:
+        on PostgreSQL the full text runs on a second connection while this one asks
+        pgvector; on SQLite it runs on this connection while the in-process index is
+        searched in a worker thread."""
+        if repo.dialect == "postgresql":
+            text_job = asyncio.ensure_future(self._text_apart(user_id, query))
+            try:
+                if not embedding.done():
+                    await repo.prepare_dense()  # while the query is embedded
+                vector = await embedding
+                dense = await self._sql.dense(repo, user_id, vector, self.candidates, epochs)
+                return vector, dense, await text_job
+            finally:
+                settle(text_job)
+        await self.index.refresh(repo, user_id, epochs)
+
+        async def nearest() -> tuple[np.ndarray, list[tuple[int, float]]]:
+            vector = await embedding
+            return vector, await self.index.nearest(user_id, vector, self.candidates)
+
+        # both run to the end (the full text uses the session) before an error is raised
+        found, text = await asyncio.gather(
+            nearest(), self._text(repo, user_id, query), return_exceptions=True
+        )
+        if isinstance(found, BaseException):
+            raise found
+        if isinstance(text, BaseException):
+            raise text
+        return found[0], found[1], text
+
     async def _rank(
         self,
         repo: MemoryRepository,
         user_id: int,
         query: str,
         embedding: asyncio.Future[np.ndarray],
-        text_job: Awaitable[list[tuple[int, float]]],
         epochs: tuple[int, int],
         k: int,
         excluded: set[int],
         thread_id: str | None,
     ) -> list[MemoryHit]:
         source = self._source(repo)
-        if repo.dialect == "postgresql" and not embedding.done():
-            await repo.prepare_dense()  # while the query is embedded
-        vector = await embedding
-        dense = await source.dense(repo, user_id, vector, self.candidates, epochs)
-        text = await text_job
+        vector, dense, text = await self._candidates(repo, user_id, query, embedding, epochs)
         ids = list(dict.fromkeys([*(i for i, _ in dense), *(i for i, _ in text)]))
         # every candidate gets both scores: cosines of text-only matches are looked up
         pool, rows = await source.pool(repo, user_id, vector, ids, dict(dense))
@@ -212,12 +239,6 @@ class Recall:
                 if len(hits) >= k:
                     return hits
         return hits
-
-
-def _done(value: list[tuple[int, float]]) -> asyncio.Future[list[tuple[int, float]]]:
-    future: asyncio.Future[list[tuple[int, float]]] = asyncio.get_running_loop().create_future()
-    future.set_result(value)
-    return future
 
 
 def settle(job: asyncio.Future[Any] | None) -> None:

@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import Float, Integer, bindparam, column, func, select, text
+from sqlalchemy import ColumnElement, Float, Integer, any_, bindparam, column, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from mongars.db.fulltext import fts_quote, pg_tsquery, query_terms
+from mongars.db.fulltext import fts_quote, owned_words, pg_tsquery, query_terms
 from mongars.memory.base_repository import RepositoryBase
 from mongars.memory.models import EMBEDDING_DIM, Embedding, Memory
 
@@ -67,8 +68,41 @@ class TermWeights(NamedTuple):
         return cls(idf, avgdl)
 
 
+# PostgreSQL: a tsquery's words as the user's own (migration 0009); {} is a query text
+_PG_OWNED = "mongars_owned_tsquery(CAST(:uid AS integer), to_tsquery('english', {}))"
+
+
+def _owned(user_id: int, term: str) -> str:
+    """An FTS5 string of ``term`` as the user's own word (see owned_words)."""
+    return fts_quote(owned_words(user_id, term))
+
+
+def _pg_neighbours(columns: str) -> str:
+    """PostgreSQL: the turns around each source in one statement whatever the number
+    of sources (a fixed text, so asyncpg reuses its prepared plan)."""
+    side = (
+        "(SELECT {columns} FROM memories WHERE user_id = :uid AND thread_id = s.thread "
+        "AND kind = 'turn' AND invalid_at IS NULL AND id {op} s.src "
+        "ORDER BY id {order} LIMIT :{limit})"
+    )
+    later = side.format(columns=columns, op=">", order="ASC", limit="after")
+    earlier = side.format(columns=columns, op="<", order="DESC", limit="before")
+    return (
+        "SELECT s.src, m.* FROM unnest(CAST(:srcs AS integer[]), "  # noqa: S608 (constants)
+        "CAST(:threads AS text[])) AS s(src, thread) "
+        f"CROSS JOIN LATERAL ({later} UNION ALL {earlier}) AS m"
+    )
+
+
 class SearchRepository(RepositoryBase):
     """Search reads (see the module docstring)."""
+
+    def _among(self, ids: Sequence[int]) -> ColumnElement[bool]:
+        """``Memory.id`` is one of ``ids``: on PostgreSQL as ``= ANY(array)``, one
+        statement whatever the count (asyncpg then reuses its prepared plan)."""
+        if self.dialect == "postgresql":
+            return Memory.id == any_(bindparam("ids", list(ids), type_=ARRAY(Integer)))
+        return Memory.id.in_(ids)
 
     async def vectors(self, user_id: int, after_id: int = 0) -> VectorRows:
         """A user's embedded memories with id > after_id, in id order."""
@@ -160,13 +194,14 @@ class SearchRepository(RepositoryBase):
         # by primary key only, owner checked here (see hit_rows)
         rows = await self.session.execute(
             select(Memory.id, Memory.user_id, distance).where(
-                Memory.id.in_(ids), Memory.embedded.is_(True)
+                self._among(ids), Memory.embedded.is_(True)
             )
         )
         return {int(r[0]): 1.0 - float(r[2]) for r in rows if r[1] == user_id}
 
     async def text_search(self, user_id: int, query: str, k: int) -> list[int]:
-        """Full-text ranked ids (BM25: FTS5's on SQLite, in SQL on PostgreSQL)."""
+        """Full-text ranked ids (BM25: FTS5's over the user's words on SQLite, in SQL
+        on PostgreSQL)."""
         return [i for i, _ in await self.text_scored(user_id, query, k)]
 
     async def text_scored(
@@ -188,22 +223,38 @@ class SearchRepository(RepositoryBase):
         if self.dialect == "postgresql":
             if weights is None:
                 total, length = await self.collection_size()
-                weights = TermWeights.bm25(await self.term_counts(terms, total), total, length)
+                counts = await self.term_counts(user_id, terms, total)
+                weights = TermWeights.bm25(counts, total, length)
             return await self._pg_bm25(user_id, terms, require_all, weights, k)
+        # The index holds each user's words as terms of their own (migration 0009).
         # Rank inside FTS5 first, then drop facts no longer valid (rare): joining every
         # match to its row before ranking costs more than the ranking itself.
         join = " AND " if require_all else " OR "
-        match = f"owner:u{user_id} AND ({join.join(fts_quote(t) for t in terms)})"
+        match = join.join(_owned(user_id, t) for t in terms)
         rows = await self.session.execute(
             text(
-                "SELECT f.id, f.r FROM (SELECT rowid AS id, -bm25(memories_fts, 1.0, 0.0) AS r "
+                "SELECT f.id, f.r FROM (SELECT rowid AS id, -bm25(memories_fts) AS r "
                 "FROM memories_fts WHERE memories_fts MATCH :match "
-                "ORDER BY bm25(memories_fts, 1.0, 0.0) LIMIT :k) f "
-                "JOIN memories m ON m.id = f.id WHERE m.invalid_at IS NULL ORDER BY f.r DESC"
+                "ORDER BY bm25(memories_fts) LIMIT :k) f JOIN memories m ON m.id = f.id "
+                "WHERE m.user_id = :uid AND m.invalid_at IS NULL ORDER BY f.r DESC"
             ),
-            {"match": match, "k": k},
+            {"match": match, "k": k, "uid": user_id},
         )
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    async def user_term_counts(
+        self, user_id: int, terms: Sequence[str], cap: int
+    ) -> dict[str, int]:
+        """SQLite: in how many of the user's memories each term is, counting at most
+        ``cap`` (each reads the start of one of the user's posting lists)."""
+        counts = ", ".join(
+            f"(SELECT count(*) FROM (SELECT rowid FROM memories_fts "  # noqa: S608
+            f"WHERE memories_fts MATCH :q{n} LIMIT :cap))"  # only numbered names
+            for n in range(len(terms))
+        )
+        params: dict[str, Any] = {f"q{n}": _owned(user_id, t) for n, t in enumerate(terms)}
+        row = (await self.session.execute(text(f"SELECT {counts}"), {**params, "cap": cap})).one()
+        return {t: int(n) for t, n in zip(terms, row, strict=True)}
 
     async def _pg_bm25(
         self, user_id: int, terms: list[str], require_all: bool, weights: TermWeights, k: int
@@ -221,76 +272,81 @@ class SearchRepository(RepositoryBase):
         for n, term in enumerate(terms):
             params[f"q{n}"], params[f"w{n}"] = pg_tsquery([term]), weights.idf.get(term, 1.0)
             parts.append(  # only numbered parameter names are interpolated
-                f"CASE WHEN search_vector @@ to_tsquery('english', :q{n}) "
+                f"CASE WHEN search_words @@ {_PG_OWNED.format(f':q{n}')} "
                 f"THEN CAST(:w{n} AS float8) ELSE 0 END"
             )
         k1, b = BM25_K1, BM25_B
         rows = await self.session.execute(
             text(
                 f"SELECT id, ({' + '.join(parts)}) * {k1 + 1} / "  # noqa: S608
-                f"({k1 * (1 - b)} + 1 + {k1 * b} * length(search_vector) "
+                f"({k1 * (1 - b)} + 1 + {k1 * b} * length(search_words) "
                 "/ CAST(:avgdl AS float8)) AS r "
-                "FROM memories WHERE user_id = :uid AND invalid_at IS NULL "
-                "AND search_vector @@ to_tsquery('english', :q) "
+                # the words are the user's own: no user_id test, which would have
+                # the planner intersect the user's whole index entry with the matches
+                f"FROM memories WHERE search_words @@ {_PG_OWNED.format(':q')} "
+                "AND invalid_at IS NULL "
                 "ORDER BY r DESC, id DESC LIMIT :k"
             ),
             params,
         )
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    async def user_size(self, user_id: int) -> int:
+        """How many memories the user has (an index-only count)."""
+        value = await self.session.scalar(
+            select(func.count()).select_from(Memory).where(Memory.user_id == user_id)
+        )
+        return int(value or 0)
+
     async def collection_size(self) -> tuple[int, float]:
         """(about how many memories there are, PostgreSQL: their mean length in
-        distinct words, from the newest; 0 on SQLite) - cheap."""
+        distinct words, from the newest; 0 on SQLite) - cheap (BM25's N and mean)."""
         total = int(await self.session.scalar(select(func.max(Memory.id))) or 0)
         if self.dialect != "postgresql":
             return total, 0.0
         length = await self.session.scalar(
             text(
-                "SELECT avg(length(search_vector)) FROM (SELECT search_vector FROM memories "
+                "SELECT avg(length(search_words)) FROM (SELECT search_words FROM memories "
                 "ORDER BY id DESC LIMIT 2000) s"
             )
         )
         return total, float(length or 0.0)
 
-    async def term_counts(
-        self, terms: Sequence[str], cap: int, after_id: int = 0
-    ) -> dict[str, float]:
-        """About how many memories (all users) contain each term, counting at most
-        ``cap``. SQLite counts FTS5 matches among memories with id > ``after_id`` (a
-        recent sample, cheap to count); PostgreSQL reads the lexeme frequencies
-        ANALYZE keeps for the tsvector column and counts (up to ``cap``) the terms
-        missing from them, which are rare: a few index pages each."""
-        if self.dialect == "postgresql":
-            return await self._pg_term_counts(terms, cap)
-        counts: dict[str, float] = {}
-        for term in terms:
-            sql = (
-                "SELECT count(*) FROM (SELECT rowid FROM memories_fts "
-                "WHERE memories_fts MATCH :q AND rowid > :after LIMIT :cap)"
-            )
-            params = {"q": f"text:{fts_quote(term)}", "cap": cap, "after": after_id}
-            counts[term] = float(await self.session.scalar(text(sql), params) or 0)
-        return counts
-
-    async def _pg_term_counts(self, terms: Sequence[str], cap: int) -> dict[str, float]:
+    async def term_counts(self, user_id: int, terms: Sequence[str], cap: int) -> dict[str, float]:
+        """PostgreSQL: about how many of the user's memories contain each term (the
+        words are the user's own, migration 0009), from the lexeme frequencies ANALYZE
+        keeps for the tsvector column, counting (up to ``cap``) the terms missing from
+        them, which are rare: a few index pages each."""
         rows = await self.session.execute(
             text(
-                "SELECT q.term, CASE WHEN est.n > 0 THEN est.n ELSE ("
-                "SELECT count(*) FROM (SELECT 1 FROM memories "
-                "WHERE search_vector @@ to_tsquery('english', q.tsq) LIMIT :cap) m) END "
-                "FROM unnest(CAST(:terms AS text[]), CAST(:tsqs AS text[])) AS q(term, tsq) "
-                "CROSS JOIN LATERAL ("
-                "SELECT coalesce(max(e.freq), 0) * max(c.reltuples) AS n FROM pg_class c "
-                "LEFT JOIN pg_stats s ON s.schemaname = current_schema() "
-                "AND s.tablename = 'memories' AND s.attname = 'search_vector' "
-                "LEFT JOIN LATERAL unnest(CAST(CAST(s.most_common_elems AS text) AS text[]), "
+                "WITH mce AS (SELECT e.lexeme, e.freq * c.reltuples AS n FROM pg_stats s "
+                "JOIN pg_class c ON c.oid = CAST('memories' AS regclass) "
+                "CROSS JOIN LATERAL unnest(CAST(CAST(s.most_common_elems AS text) AS text[]), "
                 "s.most_common_elem_freqs) AS e(lexeme, freq) "
-                "ON e.lexeme = ANY(tsvector_to_array(to_tsvector('english', q.term))) "
-                "WHERE c.oid = CAST('memories' AS regclass)) est"
+                "WHERE s.schemaname = current_schema() AND s.tablename = 'memories' "
+                "AND s.attname = 'search_words'), "
+                "q AS MATERIALIZED (SELECT term, tsvector_to_array("  # tag each word once
+                "mongars_owned_tsvector(CAST(:uid AS integer), term)) AS lexemes "
+                "FROM unnest(CAST(:terms AS text[])) AS term) "
+                "SELECT q.term, coalesce(max(mce.n), 0) FROM q "
+                "LEFT JOIN mce ON mce.lexeme = ANY(q.lexemes) GROUP BY q.term"
             ),
-            {"terms": list(terms), "tsqs": [pg_tsquery([t]) for t in terms], "cap": cap},
+            {"uid": user_id, "terms": list(terms)},
         )
-        return {str(r[0]): max(0.0, float(r[1] or 0)) for r in rows}
+        found = {str(r[0]): max(0.0, float(r[1] or 0)) for r in rows}
+        missing = [t for t in terms if found.get(t, 0.0) <= 0]
+        if missing:
+            # one uncorrelated count per term, each planned for its own word (GIN)
+            counts = ", ".join(
+                "(SELECT count(*) FROM (SELECT 1 FROM memories WHERE search_words @@ "  # noqa: S608
+                f"{_PG_OWNED.format(f':q{n}')} LIMIT :cap) m{n})"  # only numbered names
+                for n in range(len(missing))
+            )
+            params: dict[str, Any] = {f"q{n}": pg_tsquery([t]) for n, t in enumerate(missing)}
+            params |= {"uid": user_id, "cap": cap}
+            row = (await self.session.execute(text(f"SELECT {counts}"), params)).one()
+            found |= {t: float(n) for t, n in zip(missing, row, strict=True)}
+        return found
 
     async def hit_rows(self, user_id: int, ids: Sequence[int]) -> list[MemoryRow]:
         """The user's valid memories among ``ids`` (the columns a search hit needs)."""
@@ -299,7 +355,7 @@ class SearchRepository(RepositoryBase):
         # By primary key only, owner checked here: given the owner too, SQLite's planner
         # walks the owner's index instead (all of a large user's rows).
         rows = await self.session.execute(
-            select(*_ROW_COLUMNS, Memory.user_id, Memory.invalid_at).where(Memory.id.in_(ids))
+            select(*_ROW_COLUMNS, Memory.user_id, Memory.invalid_at).where(self._among(ids))
         )
         return [MemoryRow(*r[:-2]) for r in rows if r.user_id == user_id and r.invalid_at is None]
 
@@ -315,7 +371,7 @@ class SearchRepository(RepositoryBase):
         )
         rows = await self.session.execute(
             select(*_ROW_COLUMNS, Memory.user_id, Memory.invalid_at, distance).where(
-                Memory.id.in_(ids)
+                self._among(ids)
             )
         )
         return [
@@ -340,23 +396,28 @@ class SearchRepository(RepositoryBase):
         columns = ", ".join(c.name for c in _ROW_COLUMNS)
         if vector is not None:
             columns += ", embedding <=> :q AS distance"
-        parts: list[str] = []
         params: dict[str, Any] = {"uid": user_id, "before": before, "after": after}
         if vector is not None:
             params["q"] = vector
-        for n, (source, thread) in enumerate(sources):
-            params[f"s{n}"], params[f"t{n}"] = source, thread
-            for op, order, limit in ((">", "ASC", "after"), ("<", "DESC", "before")):
-                parts.append(  # only fixed keywords and column names are interpolated
-                    f"SELECT * FROM (SELECT CAST(:s{n} AS INTEGER) AS src, {columns} "  # noqa: S608
-                    f"FROM memories WHERE user_id = :uid AND thread_id = :t{n} "
-                    f"AND kind = 'turn' AND invalid_at IS NULL AND id {op} :s{n} "
-                    f"ORDER BY id {order} LIMIT :{limit}) AS q{n}{limit[0]}"
-                )
+        if self.dialect == "postgresql":
+            sql = text(_pg_neighbours(columns))
+            params["srcs"] = [source for source, _ in sources]
+            params["threads"] = [thread for _, thread in sources]
+        else:
+            parts: list[str] = []
+            for n, (source, thread) in enumerate(sources):
+                params[f"s{n}"], params[f"t{n}"] = source, thread
+                for op, order, limit in ((">", "ASC", "after"), ("<", "DESC", "before")):
+                    parts.append(  # only fixed keywords and column names are interpolated
+                        f"SELECT * FROM (SELECT CAST(:s{n} AS INTEGER) AS src, "  # noqa: S608
+                        f"{columns} FROM memories WHERE user_id = :uid AND thread_id = :t{n} "
+                        f"AND kind = 'turn' AND invalid_at IS NULL AND id {op} :s{n} "
+                        f"ORDER BY id {order} LIMIT :{limit}) AS q{n}{limit[0]}"
+                    )
+            sql = text(" UNION ALL ".join(parts))
         typed = [column("src", Integer), *(column(c.name, c.type) for c in _ROW_COLUMNS)]
         if vector is not None:
             typed.append(column("distance", Float()))
-        sql = text(" UNION ALL ".join(parts))
         if vector is not None:
             sql = sql.bindparams(bindparam("q", type_=Embedding()))
         result = await self.session.execute(sql.columns(*typed), params)

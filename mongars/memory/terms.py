@@ -6,8 +6,10 @@ rarity, the repository ranks by BM25 computed in SQL from the frequencies
 kept here (search_repository.py). Here too, a word found in so many memories
 that matching it would rank a large share of the store for a small share of
 the score is left out (when every word is that common, all of them are
-required instead). Frequencies are counted over all users' memories, as FTS5
-does, and kept for a few minutes.
+required instead). Each user's words are terms of their own (migration 0009),
+so frequencies are those of the user's memories: on SQLite counted at each
+search (a few posting list pages), on PostgreSQL read from the column's
+statistics or counted, and kept for a few minutes.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from mongars.memory.search_repository import SearchRepository, TermWeights
 
 TERM_STATS_TTL_S = 600.0
 COMMON_MIN_DOCS = 2000  # a word in fewer memories than this is always matched
-TERM_SAMPLE = 20_000  # SQLite: newest memories in which words are counted
 MAX_TERMS = 50_000  # words whose frequency is kept
+MAX_USERS = 10_000  # users whose number of memories is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,34 +37,55 @@ class TextPlan:
 class TermStats:
     def __init__(self, common_share: float) -> None:
         self.common_share = common_share
-        self._docs: dict[str, tuple[float, float]] = {}  # term -> (memories with it, until)
+        # PostgreSQL: (user, term) -> (the user's memories with it, until when it holds)
+        self._docs: dict[tuple[int, str], tuple[float, float]] = {}
         self._total: tuple[int, float, float] = (0, 0.0, 0.0)  # (count, mean length, until)
+        self._sizes: dict[int, tuple[int, float]] = {}  # user -> (memories, until)
 
-    async def plan(self, repo: SearchRepository, query: str) -> TextPlan:
+    async def plan(
+        self, repo: SearchRepository, user_id: int, query: str, user_size: int | None = None
+    ) -> TextPlan:
+        """``user_size``: how many memories the user has, when known (SQLite's index
+        knows it); else counted, and kept for a few minutes."""
         terms = query_terms(query)
         postgres = repo.dialect == "postgresql"
         if not terms or (len(terms) < 2 and not postgres):
             return TextPlan(terms, False, None)
         now = time.monotonic()
+        if user_size is None:
+            user_size = await self._user_size(repo, user_id, now)
+        limit = max(COMMON_MIN_DOCS, math.ceil(self.common_share * user_size))
+        if not postgres:
+            if user_size < limit:
+                return TextPlan(terms, False, None)
+            counted = await repo.user_term_counts(user_id, terms, limit)
+            return self._choose(terms, {t: float(n) for t, n in counted.items()}, limit, None)
         if now > self._total[2]:
             count, length = await repo.collection_size()
             self._total = (count, length, now + TERM_STATS_TTL_S)
         total, length = self._total[0], self._total[1]
-        if total < COMMON_MIN_DOCS and not postgres:
-            return TextPlan(terms, False, None)
-        # SQLite counts in a sample of the newest; PostgreSQL over the table
-        sample = total if postgres else min(total, TERM_SAMPLE)
-        limit = max(COMMON_MIN_DOCS, self.common_share * total)
-        cap = max(1, math.ceil(limit * sample / max(total, 1)))  # the limit, within the sample
-        stale = [t for t in terms if self._docs.get(t, (0, 0.0))[1] < now]
+        stale = [t for t in terms if self._docs.get((user_id, t), (0, 0.0))[1] < now]
         if stale:
-            counts = await repo.term_counts(stale, cap, after_id=total - sample)
+            counts = await repo.term_counts(user_id, stale, limit)
             for term, n in counts.items():
-                self._docs[term] = (n * total / max(sample, 1), now + TERM_STATS_TTL_S)
+                self._docs[(user_id, term)] = (n, now + TERM_STATS_TTL_S)
             while len(self._docs) > MAX_TERMS:
                 self._docs.pop(next(iter(self._docs)))
-        docs = {t: self._docs[t][0] for t in terms}
+        docs = {t: self._docs[(user_id, t)][0] for t in terms}
+        return self._choose(terms, docs, limit, TermWeights.bm25(docs, total, length))
+
+    async def _user_size(self, repo: SearchRepository, user_id: int, now: float) -> int:
+        size, until = self._sizes.get(user_id, (0, 0.0))
+        if until < now:
+            size = await repo.user_size(user_id)
+            self._sizes[user_id] = (size, now + TERM_STATS_TTL_S)
+            while len(self._sizes) > MAX_USERS:
+                self._sizes.pop(next(iter(self._sizes)))
+        return size
+
+    @staticmethod
+    def _choose(
+        terms: list[str], docs: dict[str, float], limit: float, weights: TermWeights | None
+    ) -> TextPlan:
         kept = [t for t in terms if docs[t] < limit]
-        plan_terms, require_all = (kept, False) if kept else (terms, True)
-        weights = TermWeights.bm25(docs, total, length) if postgres else None
-        return TextPlan(plan_terms, require_all, weights)
+        return TextPlan(kept, False, weights) if kept else TextPlan(terms, True, weights)
