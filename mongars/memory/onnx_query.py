@@ -52,6 +52,8 @@ class OnnxQueries:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # no busy-waiting thread left behind a query, taking a core from the SQL
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # an unsupported model, torch or disk: PyTorch only
             log.warning("query embeddings stay on PyTorch (ONNX export failed: %s)", exc)
