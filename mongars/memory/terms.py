@@ -7,9 +7,9 @@ kept here (search_repository.py). Here too, a word found in so many memories
 that matching it would rank a large share of the store for a small share of
 the score is left out (when every word is that common, all of them are
 required instead). Each user's words are terms of their own (migration 0009),
-so frequencies are those of the user's memories: on SQLite counted at each
-search (a few posting list pages), on PostgreSQL read from the column's
-statistics or counted, and kept for a few minutes.
+so frequencies are those of the user's memories: on SQLite counted (a few
+posting list pages), on PostgreSQL read from the column's statistics or
+counted; either way kept for a few minutes per user and word.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class TextPlan:
 class TermStats:
     def __init__(self, common_share: float) -> None:
         self.common_share = common_share
-        # PostgreSQL: (user, term) -> (the user's memories with it, until when it holds)
+        # (user, term) -> (the user's memories with it, until when it holds)
         self._docs: dict[tuple[int, str], tuple[float, float]] = {}
         self._total: tuple[int, float, float] = (0, 0.0, 0.0)  # (count, mean length, until)
         self._sizes: dict[int, tuple[int, float]] = {}  # user -> (memories, until)
@@ -58,21 +58,34 @@ class TermStats:
         if not postgres:
             if user_size < limit:
                 return TextPlan(terms, False, None)
-            counted = await repo.user_term_counts(user_id, terms, limit)
-            return self._choose(terms, {t: float(n) for t, n in counted.items()}, limit, None)
+            return self._choose(terms, await self._counts(repo, user_id, terms, limit), limit)
         if now > self._total[2]:
             count, length = await repo.collection_size()
             self._total = (count, length, now + TERM_STATS_TTL_S)
         total, length = self._total[0], self._total[1]
+        docs = await self._counts(repo, user_id, terms, limit)
+        return self._choose(terms, docs, limit, TermWeights.bm25(docs, total, length))
+
+    async def _counts(
+        self, repo: SearchRepository, user_id: int, terms: list[str], limit: int
+    ) -> dict[str, float]:
+        """How many of the user's memories hold each term (counting up to ``limit``),
+        kept a few minutes per (user, term)."""
+        now = time.monotonic()
         stale = [t for t in terms if self._docs.get((user_id, t), (0, 0.0))[1] < now]
         if stale:
-            counts = await repo.term_counts(user_id, stale, limit)
+            if repo.dialect == "postgresql":
+                counts = await repo.term_counts(user_id, stale, limit)
+            else:
+                counts = {
+                    t: float(n)
+                    for t, n in (await repo.user_term_counts(user_id, stale, limit)).items()
+                }
             for term, n in counts.items():
                 self._docs[(user_id, term)] = (n, now + TERM_STATS_TTL_S)
             while len(self._docs) > MAX_TERMS:
                 self._docs.pop(next(iter(self._docs)))
-        docs = {t: self._docs[(user_id, t)][0] for t in terms}
-        return self._choose(terms, docs, limit, TermWeights.bm25(docs, total, length))
+        return {t: self._docs[(user_id, t)][0] for t in terms}
 
     async def _user_size(self, repo: SearchRepository, user_id: int, now: float) -> int:
         size, until = self._sizes.get(user_id, (0, 0.0))
@@ -85,7 +98,7 @@ class TermStats:
 
     @staticmethod
     def _choose(
-        terms: list[str], docs: dict[str, float], limit: float, weights: TermWeights | None
+        terms: list[str], docs: dict[str, float], limit: float, weights: TermWeights | None = None
     ) -> TextPlan:
         kept = [t for t in terms if docs[t] < limit]
         return TextPlan(kept, False, weights) if kept else TextPlan(terms, True, weights)
