@@ -29,18 +29,25 @@ depends_on: str | Sequence[str] | None = None
 TRIGGERS = ("memories_fts_ai", "memories_fts_ad", "memories_fts_au")
 WORDS = f"{OWNED_WORDS_SQL}({{0}}.user_id, {{0}}.text)"
 
-# PostgreSQL: a text's English lexemes tagged with their owner, and a tsquery's
-# ('run':* | 'yoga' -> '42_run':* | '42_yoga'; query words are \w+, never quotes)
+# PostgreSQL: a text's English lexemes tagged with their owner, positions kept (so
+# phrase queries, which to_tsquery makes of words like snake_case, still match), and
+# a tsquery's ('run':* | 'yoga' -> '42_run':* | '42_yoga'). The pattern takes each
+# quoted lexeme of the text form (a quote inside one is doubled).
+_TAG = (
+    "regexp_replace(CAST({} AS text), '''((?:[^'']|'''')+)''', "
+    r"'''' || owner::text || '_\1''', 'g')"
+)
 OWNED_TSVECTOR = (
     "CREATE FUNCTION mongars_owned_tsvector(owner integer, body text) RETURNS tsvector "
-    "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE RETURN (SELECT coalesce("
-    "array_to_tsvector(array_agg(owner::text || '_' || lexeme)), ''::tsvector) "
-    "FROM unnest(to_tsvector('english'::regconfig, body)))"
+    "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE RETURN CAST("
+    + _TAG.format("to_tsvector('english'::regconfig, body)")
+    + " AS tsvector)"
 )
 OWNED_TSQUERY = (
     "CREATE FUNCTION mongars_owned_tsquery(owner integer, query tsquery) RETURNS tsquery "
-    "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE RETURN CAST(regexp_replace("
-    r"CAST(query AS text), '''([^'']+)''', '''' || owner::text || '_\1''', 'g') AS tsquery)"
+    "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE RETURN CAST("
+    + _TAG.format("query")
+    + " AS tsquery)"
 )
 
 

@@ -82,15 +82,18 @@ class TermStats:
                     for t, n in (await repo.user_term_counts(user_id, stale, limit)).items()
                 }
             for term, n in counts.items():
+                self._docs.pop((user_id, term), None)  # re-inserted last: evicted last
                 self._docs[(user_id, term)] = (n, now + TERM_STATS_TTL_S)
-            while len(self._docs) > MAX_TERMS:
-                self._docs.pop(next(iter(self._docs)))
-        return {t: self._docs[(user_id, t)][0] for t in terms}
+        docs = {t: self._docs[(user_id, t)][0] for t in terms}
+        while len(self._docs) > MAX_TERMS:
+            self._docs.pop(next(iter(self._docs)))
+        return docs
 
     async def _user_size(self, repo: SearchRepository, user_id: int, now: float) -> int:
         size, until = self._sizes.get(user_id, (0, 0.0))
         if until < now:
             size = await repo.user_size(user_id)
+            self._sizes.pop(user_id, None)
             self._sizes[user_id] = (size, now + TERM_STATS_TTL_S)
             while len(self._sizes) > MAX_USERS:
                 self._sizes.pop(next(iter(self._sizes)))

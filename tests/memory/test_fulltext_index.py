@@ -195,7 +195,10 @@ def test_words_are_matched_within_their_owner_on_both_backends(database_url: str
         memory = MemoryService(sessions, embedder=None)  # type: ignore[arg-type]
         a = await memory.add(alice, [NewMemory("Zebras were running at the zoo.")], embed=False)
         b = await memory.add(bob, [NewMemory("The zebra ran off; zoo closed.")], embed=False)
+        c = await memory.add(alice, [NewMemory("The column is named snake_case.")], embed=False)
         assert await _text(sessions, alice, "zebra zoo") == a
+        # PostgreSQL makes a phrase query of it: the tagged lexemes keep positions
+        assert await _text(sessions, alice, "snake_case") == c
         assert await _text(sessions, bob, "zebra zoo") == b
         assert await _text(sessions, alice, "running") == a  # stemmed as before
         assert await _text(sessions, alice, f"{bob}_zebra") == []  # a tag is a word
