@@ -86,7 +86,11 @@ class Embedder:
         if onnx is None:
             return None
         probe = [_PROBE[0], "where did I put my passport?", "short"]
-        agree = float(np.min(np.sum(onnx.embed(probe) * self.embed_sync(probe), axis=1)))
+        try:
+            agree = float(np.min(np.sum(onnx.embed(probe) * self.embed_sync(probe), axis=1)))
+        except Exception as exc:  # a model ONNX Runtime loads but cannot run
+            log.warning("query embeddings stay on PyTorch (ONNX run failed: %s)", exc)
+            return None
         if agree < 0.999:
             log.warning("query embeddings stay on PyTorch (ONNX agreement %.5f)", agree)
             return None
@@ -179,7 +183,11 @@ class Embedder:
         if self._model is None:
             self.load()
         if self.onnx is not None and 0 < len(texts) <= ONNX_MAX_TEXTS:
-            return self.onnx.embed(texts)
+            try:
+                return self.onnx.embed(texts)
+            except Exception:  # never seen; PyTorch answers instead, and from now on
+                log.exception("ONNX query embedding failed; PyTorch from now on")
+                self.onnx = None
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(texts), self.batch_size):

@@ -47,3 +47,19 @@ def test_a_damaged_export_leaves_queries_on_pytorch(tmp_path: Path, embedder: An
     vector = damaged.embed_sync(["where is my passport?"])
     assert float(vector[0] @ embedder.embed_sync(["where is my passport?"])[0]) > 0.999
     damaged.close()
+
+
+def test_a_failing_onnx_run_falls_back_to_pytorch(tmp_path: Path, embedder: Any) -> None:
+    model = Embedder(onnx_dir=embedder.onnx_dir)
+    model.load()
+    assert model.onnx is not None
+
+    class Broken:
+        def embed(self, texts: Any) -> np.ndarray:
+            raise RuntimeError("onnx runtime error")
+
+    model.onnx = Broken()  # type: ignore[assignment]
+    vector = model.embed_sync(["where is my passport?"])
+    assert model.onnx is None  # PyTorch from now on
+    assert float(vector[0] @ embedder.embed_sync(["where is my passport?"])[0]) > 0.999
+    model.close()
