@@ -1,6 +1,7 @@
 """What every memory repository shares: the session, the dialect and the user's epoch.
 
-The memory SQL is split by role: search reads (search_repository.py), user
+The memory SQL is split by role: full-text reads (text_repository.py), other
+search reads (search_repository.py, which builds on them), user
 control, retention and consolidation (control_repository.py), indexing and
 facts (repository.py, whose ``MemoryRepository`` combines them all).
 """

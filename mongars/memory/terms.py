@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from mongars.db.fulltext import query_terms
-from mongars.memory.search_repository import SearchRepository, TermWeights
+from mongars.memory.text_repository import TermWeights, TextRepository
 
 TERM_STATS_TTL_S = 600.0
 COMMON_MIN_DOCS = 2000  # a word in fewer memories than this is always matched
@@ -43,7 +43,7 @@ class TermStats:
         self._sizes: dict[int, tuple[int, float]] = {}  # user -> (memories, until)
 
     async def plan(
-        self, repo: SearchRepository, user_id: int, query: str, user_size: int | None = None
+        self, repo: TextRepository, user_id: int, query: str, user_size: int | None = None
     ) -> TextPlan:
         """``user_size``: how many memories the user has, when known (SQLite's index
         knows it); else counted, and kept for a few minutes."""
@@ -67,7 +67,7 @@ class TermStats:
         return self._choose(terms, docs, limit, TermWeights.bm25(docs, total, length))
 
     async def _counts(
-        self, repo: SearchRepository, user_id: int, terms: list[str], limit: int
+        self, repo: TextRepository, user_id: int, terms: list[str], limit: int
     ) -> dict[str, float]:
         """How many of the user's memories hold each term (counting up to ``limit``),
         kept a few minutes per (user, term)."""
@@ -89,7 +89,7 @@ class TermStats:
             self._docs.pop(next(iter(self._docs)))
         return docs
 
-    async def _user_size(self, repo: SearchRepository, user_id: int, now: float) -> int:
+    async def _user_size(self, repo: TextRepository, user_id: int, now: float) -> int:
         size, until = self._sizes.get(user_id, (0, 0.0))
         if until < now:
             size = await repo.user_size(user_id)

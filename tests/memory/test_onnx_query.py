@@ -40,7 +40,8 @@ def test_the_export_is_kept_and_reused(embedder: Any) -> None:
 
 
 def test_a_damaged_export_leaves_queries_on_pytorch(tmp_path: Path, embedder: Any) -> None:
-    (tmp_path / embedder.onnx_dir.glob("*.onnx").__next__().name).write_bytes(b"not onnx")
+    export = next(iter(embedder.onnx_dir.glob("*.onnx")))
+    (tmp_path / export.name).write_bytes(b"not onnx")
     damaged = Embedder(onnx_dir=tmp_path)
     damaged.load()
     assert damaged.onnx is None
