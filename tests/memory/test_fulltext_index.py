@@ -5,7 +5,6 @@ existing memories when the migration runs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,6 @@ from mongars.settings import AuthSettings
 
 def _url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield _url(tmp_path)
-    else:
-        yield request.getfixturevalue("pg_database")
 
 
 async def _users(sessions: Any, *names: str) -> list[int]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,14 +24,6 @@ FACTS = [
     "Melanie: My kids love camping in the mountains every summer.",
     "Caroline: I moved here from Sweden four years ago.",
 ]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
-    else:
-        yield request.getfixturevalue("pg_database")
 
 
 @pytest.fixture(autouse=True)
