@@ -21,7 +21,6 @@ class RepositoryBase:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.dialect = session.bind.dialect.name if session.bind else "sqlite"
-        self._dense_ready = False  # PostgreSQL: HNSW settings made in this transaction
 
     async def bump_epoch(self, user_id: int, reset: bool = False) -> None:
         values: dict[str, Any] = {"epoch": MemoryEpoch.epoch + 1}

@@ -43,9 +43,11 @@ class CandidateSource(Protocol):
         vector: np.ndarray,
         ids: list[int],
         known: dict[int, float],
+        read: dict[int, tuple[MemoryRow, float]],
     ) -> tuple[dict[int, Candidate], dict[int, MemoryRow]]:
         """The candidates among ``ids`` (the user's, still valid), each with its
-        cosine (``known``: those already computed), and the rows read for them."""
+        cosine (``known``: those already computed; ``read``: rows already read, with
+        their cosines), and the rows read for them."""
         ...
 
     async def neighbours(
@@ -82,6 +84,7 @@ class IndexCandidates:
         vector: np.ndarray,
         ids: list[int],
         known: dict[int, float],
+        read: dict[int, tuple[MemoryRow, float]],
     ) -> tuple[dict[int, Candidate], dict[int, MemoryRow]]:
         held = self.index.describe(user_id, ids)
         pool = {i: Candidate(i, thread, at) for i, (at, thread) in held.items()}
@@ -131,9 +134,12 @@ class SqlCandidates:
         vector: np.ndarray,
         ids: list[int],
         known: dict[int, float],
+        read: dict[int, tuple[MemoryRow, float]],
     ) -> tuple[dict[int, Candidate], dict[int, MemoryRow]]:
-        # rows and cosines in one round trip (the known ones are computed again: cheap)
-        scored = await repo.scored_rows(user_id, ids, vector)
+        # the searches read their candidates' rows; any other: rows and cosines at once
+        missing = [i for i in ids if i not in read]
+        scored = [read[i] for i in ids if i in read]
+        scored += await repo.scored_rows(user_id, missing, vector) if missing else []
         pool = {m.id: candidate(m, dense=known.get(m.id, cos)) for m, cos in scored}
         return pool, {m.id: m for m, _ in scored}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mongars.db.base import utcnow
-from mongars.db.engine import unit_of_work
+from mongars.db.engine import reads
 from mongars.memory.cache import MemoryCache
 from mongars.memory.candidates import CandidateSource, IndexCandidates, SqlCandidates
 from mongars.memory.embeddings import Embedder
@@ -42,11 +42,31 @@ class MemoryHit:
     score: float
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "created_at": self.created_at.isoformat()}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "text": self.text,
+            "created_at": self.created_at.isoformat(),
+            "turn_id": self.turn_id,
+            "thread_id": self.thread_id,
+            "score": self.score,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MemoryHit:
         return cls(**{**data, "created_at": datetime.fromisoformat(data["created_at"])})
+
+
+@dataclass(slots=True)
+class Found:
+    """A search's candidates: the query vector, (id, cosine) of the nearest, (id,
+    BM25) of the full-text matches, and (PostgreSQL) the rows read with them, each
+    with its cosine."""
+
+    vector: np.ndarray
+    dense: list[tuple[int, float]]
+    text: list[tuple[int, float]]
+    rows: dict[int, tuple[MemoryRow, float]]
 
 
 class Recall:
@@ -90,7 +110,7 @@ class Recall:
         # overlap the nearest vectors (see _candidates).
         embedding = asyncio.ensure_future(self.query_vector(query))
         try:
-            async with unit_of_work(self.sessions) as session:
+            async with reads(self.sessions) as session:
                 repo = MemoryRepository(session)
                 epochs = await repo.epochs(user_id)
                 epoch = f"{epochs[0]}.{epochs[1]}"
@@ -113,12 +133,21 @@ class Recall:
     ) -> list[tuple[int, float]]:
         plan = await self.terms.plan(repo, user_id, query, self.index.size(user_id))
         return await repo.text_scored(
-            user_id, query, self.candidates, plan.terms, plan.require_all, plan.weights
+            user_id, query, self.candidates, plan.terms, plan.weights, plan.scored
         )
 
-    async def _text_apart(self, user_id: int, query: str) -> list[tuple[int, float]]:
-        async with unit_of_work(self.sessions) as session:
-            return await self._text(MemoryRepository(session), user_id, query)
+    async def _text_apart(
+        self, user_id: int, query: str, embedding: asyncio.Future[np.ndarray]
+    ) -> tuple[list[tuple[int, float]], dict[int, tuple[MemoryRow, float]]]:
+        """PostgreSQL, on a connection of its own: the full-text matches (while the
+        query is embedded), then their rows and cosines."""
+        async with reads(self.sessions) as session:
+            repo = MemoryRepository(session)
+            found = await self._text(repo, user_id, query)
+            if not found:
+                return found, {}
+            scored = await repo.scored_rows(user_id, [i for i, _ in found], await embedding)
+            return found, {m.id: (m, cos) for m, cos in scored}
 
     def _source(self, repo: MemoryRepository) -> CandidateSource:
         return self._sql if repo.dialect == "postgresql" else self._indexed
@@ -141,36 +170,36 @@ class Recall:
         query: str,
         embedding: asyncio.Future[np.ndarray],
         epochs: tuple[int, int],
-    ) -> tuple[np.ndarray, list[tuple[int, float]], list[tuple[int, float]]]:
-        """(query vector, nearest, full-text matches), the two searches overlapped:
-        on PostgreSQL the full text runs on a second connection while this one asks
-        pgvector; on SQLite it runs on this connection while the in-process index is
-        searched in a worker thread."""
+    ) -> Found:
+        """The nearest and the full-text matches, the two searches overlapped: on
+        PostgreSQL the full text runs on a second connection while this one asks
+        pgvector (each reads its candidates' rows); on SQLite it runs on this
+        connection while the in-process index is searched in worker threads."""
         if repo.dialect == "postgresql":
-            text_job = asyncio.ensure_future(self._text_apart(user_id, query))
+            text_job = asyncio.ensure_future(self._text_apart(user_id, query, embedding))
             try:
-                if not embedding.done():
-                    await repo.prepare_dense()  # while the query is embedded
                 vector = await embedding
-                dense = await self._sql.dense(repo, user_id, vector, self.candidates, epochs)
-                return vector, dense, await text_job
+                nearest = await repo.dense_rows(user_id, vector, self.candidates)
+                text, rows = await text_job
             finally:
                 settle(text_job)
+            rows |= {m.id: (m, cos) for m, cos in nearest}
+            return Found(vector, [(m.id, cos) for m, cos in nearest], text, rows)
         await self.index.refresh(repo, user_id, epochs)
 
-        async def nearest() -> tuple[np.ndarray, list[tuple[int, float]]]:
+        async def nearest_ids() -> tuple[np.ndarray, list[tuple[int, float]]]:
             vector = await embedding
             return vector, await self.index.nearest(user_id, vector, self.candidates)
 
         # both run to the end (the full text uses the session) before an error is raised
         found, text = await asyncio.gather(
-            nearest(), self._text(repo, user_id, query), return_exceptions=True
+            nearest_ids(), self._text(repo, user_id, query), return_exceptions=True
         )
         if isinstance(found, BaseException):
             raise found
         if isinstance(text, BaseException):
             raise text
-        return found[0], found[1], text
+        return Found(found[0], found[1], text, {})
 
     async def _rank(
         self,
@@ -184,10 +213,11 @@ class Recall:
         thread_id: str | None,
     ) -> list[MemoryHit]:
         source = self._source(repo)
-        vector, dense, text = await self._candidates(repo, user_id, query, embedding, epochs)
+        matches = await self._candidates(repo, user_id, query, embedding, epochs)
+        vector, dense, text = matches.vector, matches.dense, matches.text
         ids = list(dict.fromkeys([*(i for i, _ in dense), *(i for i, _ in text)]))
         # every candidate gets both scores: cosines of text-only matches are looked up
-        pool, rows = await source.pool(repo, user_id, vector, ids, dict(dense))
+        pool, rows = await source.pool(repo, user_id, vector, ids, dict(dense), matches.rows)
         for i, score in text:
             if i in pool:
                 pool[i].text = score

@@ -175,8 +175,7 @@ class DocumentRepository:
         """PostgreSQL only: (chunk id, cosine) of the nearest chunks (pgvector HNSW)."""
         if not collection_ids:
             return []
-        await self.session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        await self.session.execute(text("SET LOCAL hnsw.ef_search = 100"))
+        # HNSW scan settings: per connection (mongars.db.engine.PG_SESSION_SETTINGS)
         distance = Chunk.embedding.op("<=>", return_type=Float())(
             bindparam("q", vector, type_=Embedding())
         )
