@@ -42,7 +42,7 @@ class FusionWeights:
     after: tuple[float, ...] = (0.9, 0.8)  # next turns of a strong hit inherit this share
     before: tuple[float, ...] = (0.7, 0.6)  # previous turns
     sources: int = 20  # how many of the best hits pull in their neighbours
-    common_term_share: float = 0.05  # full-text terms in more memories than this are left out
+    common_term_share: float = 0.01  # full-text terms in more memories than this are left out
 
 
 @dataclass(slots=True)

@@ -3,10 +3,10 @@
 BM25 weighs a word by its rarity (inverse document frequency). SQLite's FTS5
 computes that itself; on PostgreSQL, whose ``ts_rank_cd`` has no notion of
 rarity, the repository ranks by BM25 computed in SQL from the frequencies
-kept here (search_repository.py). Here too, a word found in so many memories
-that matching it would rank a large share of the store for a small share of
-the score is left out (when every word is that common, all of them are
-required instead). Each user's words are terms of their own (migration 0009),
+kept here (text_repository.py). Here too, in a large memory, the words found
+in so many memories that matching them would read a large share of the store
+for a small share of the score are left out of the match (see _choose). Each
+user's words are terms of their own (migration 0009),
 so frequencies are those of the user's memories: on SQLite counted (a few
 posting list pages), on PostgreSQL read from the column's statistics or
 counted; either way kept for a few minutes per user and word.
@@ -19,19 +19,19 @@ import time
 from dataclasses import dataclass
 
 from mongars.db.fulltext import query_terms
-from mongars.memory.text_repository import TermWeights, TextRepository
+from mongars.memory.text_repository import TermWeights, TextRepository, common_counts
 
 TERM_STATS_TTL_S = 600.0
-COMMON_MIN_DOCS = 2000  # a word in fewer memories than this is always matched
+COMMON_MIN_DOCS = 1000  # a word in fewer memories than this is always matched
 MAX_TERMS = 50_000  # words whose frequency is kept
 MAX_USERS = 10_000  # users whose number of memories is kept
 
 
 @dataclass(frozen=True, slots=True)
 class TextPlan:
-    terms: list[str]
-    require_all: bool
-    weights: TermWeights | None  # PostgreSQL: BM25 weights of the terms
+    terms: list[str]  # the words matched (none: no full-text match)
+    weights: TermWeights | None  # PostgreSQL: BM25 weights of the query's words
+    scored: list[str] | None = None  # PostgreSQL: the words weighing the rows found
 
 
 class TermStats:
@@ -41,6 +41,10 @@ class TermStats:
         self._docs: dict[tuple[int, str], tuple[float, float]] = {}
         self._total: tuple[int, float, float] = (0, 0.0, 0.0)  # (count, mean length, until)
         self._sizes: dict[int, tuple[int, float]] = {}  # user -> (memories, until)
+        # PostgreSQL: the column statistics' common lexemes (until when they hold),
+        # and the lexemes of each word seen
+        self._common: tuple[dict[str, float], float] = ({}, 0.0)
+        self._stems: dict[str, list[str]] = {}
 
     async def plan(
         self, repo: TextRepository, user_id: int, query: str, user_size: int | None = None
@@ -49,22 +53,25 @@ class TermStats:
         knows it); else counted, and kept for a few minutes."""
         terms = query_terms(query)
         postgres = repo.dialect == "postgresql"
-        if not terms or (len(terms) < 2 and not postgres):
-            return TextPlan(terms, False, None)
+        if not terms:
+            return TextPlan(terms, None)
         now = time.monotonic()
         if user_size is None:
             user_size = await self._user_size(repo, user_id, now)
         limit = max(COMMON_MIN_DOCS, math.ceil(self.common_share * user_size))
         if not postgres:
             if user_size < limit:
-                return TextPlan(terms, False, None)
+                return TextPlan(terms, None)
             return self._choose(terms, await self._counts(repo, user_id, terms, limit), limit)
         if now > self._total[2]:
             count, length = await repo.collection_size()
             self._total = (count, length, now + TERM_STATS_TTL_S)
         total, length = self._total[0], self._total[1]
         docs = await self._counts(repo, user_id, terms, limit)
-        return self._choose(terms, docs, limit, TermWeights.bm25(docs, total, length))
+        weights = TermWeights.bm25(docs, total, length)
+        if user_size < limit:
+            return TextPlan(terms, weights, terms)
+        return self._choose(terms, docs, limit, weights)
 
     async def _counts(
         self, repo: TextRepository, user_id: int, terms: list[str], limit: int
@@ -75,7 +82,7 @@ class TermStats:
         stale = [t for t in terms if self._docs.get((user_id, t), (0, 0.0))[1] < now]
         if stale:
             if repo.dialect == "postgresql":
-                counts = await repo.term_counts(user_id, stale, limit)
+                counts = await self._pg_counts(repo, user_id, stale, limit, now)
             else:
                 counts = {
                     t: float(n)
@@ -88,6 +95,23 @@ class TermStats:
         while len(self._docs) > MAX_TERMS:
             self._docs.pop(next(iter(self._docs)))
         return docs
+
+    async def _pg_counts(
+        self, repo: TextRepository, user_id: int, terms: list[str], cap: int, now: float
+    ) -> dict[str, float]:
+        """PostgreSQL: the column statistics' counts of common words (read every few
+        minutes), the others counted (rare: a few index pages each); the words'
+        lexemes are kept (they never change)."""
+        if now > self._common[1]:
+            self._common = (await repo.common_lexemes(), now + TERM_STATS_TTL_S)
+        unknown = [t for t in terms if t not in self._stems]
+        if unknown:
+            self._stems |= await repo.stems(unknown)
+            while len(self._stems) > MAX_TERMS:
+                self._stems.pop(next(iter(self._stems)))
+        stems = {t: self._stems.get(t, []) for t in terms}
+        counts, rare = common_counts(user_id, stems, self._common[0])
+        return counts | await repo.term_counts(user_id, rare, cap)
 
     async def _user_size(self, repo: TextRepository, user_id: int, now: float) -> int:
         size, until = self._sizes.get(user_id, (0, 0.0))
@@ -103,5 +127,18 @@ class TermStats:
     def _choose(
         terms: list[str], docs: dict[str, float], limit: float, weights: TermWeights | None = None
     ) -> TextPlan:
-        kept = [t for t in terms if docs[t] < limit]
-        return TextPlan(kept, False, weights) if kept else TextPlan(terms, True, weights)
+        """The rarest words are matched, as long as the memories they are in add up to
+        fewer than ``limit``: the work of a match grows with them (PostgreSQL reads
+        each matched row), while a word in that many memories tells little of which
+        ones matter. On PostgreSQL the words left out still weigh the memories found
+        (Elasticsearch's common terms query). When even the rarest word is that
+        common, nothing is matched: the meaning (dense) ranks such a query alone."""
+        kept: set[str] = set()
+        found = 0.0
+        for term in sorted(terms, key=lambda t: docs[t]):
+            found += docs[term]
+            if found >= limit:
+                break
+            kept.add(term)
+        scored = terms if weights is not None else None
+        return TextPlan([t for t in terms if t in kept], weights, scored)

@@ -36,6 +36,23 @@ class TermWeights(NamedTuple):
 _PG_OWNED = "mongars_owned_tsquery(CAST(:uid AS integer), to_tsquery('english', {}))"
 
 
+def common_counts(
+    user_id: int, stems: dict[str, list[str]], common: dict[str, float]
+) -> tuple[dict[str, float], list[str]]:
+    """PostgreSQL: about how many of the user's memories hold each term, for the
+    terms whose lexemes (``stems``) are among the ``common`` ones (see
+    ``common_lexemes``; a stopword: none), and the other terms, rarer, to count."""
+    counts: dict[str, float] = {}
+    rare: list[str] = []
+    for term, lexemes in stems.items():
+        n = max((common.get(f"{user_id}_{x}", 0.0) for x in lexemes), default=0.0)
+        if n > 0 or not lexemes:
+            counts[term] = n
+        else:
+            rare.append(term)
+    return counts, rare
+
+
 def _owned(user_id: int, term: str) -> str:
     """An FTS5 string of ``term`` as the user's own word (see owned_words)."""
     return fts_quote(owned_words(user_id, term))
@@ -55,27 +72,30 @@ class TextRepository(RepositoryBase):
         query: str,
         k: int,
         terms: Sequence[str] | None = None,
-        require_all: bool = False,
         weights: TermWeights | None = None,
+        scored: Sequence[str] | None = None,
     ) -> list[tuple[int, float]]:
         """(id, BM25 relevance) best first, higher is better. ``terms``: the words to
-        match (default: the query's words, stopwords out), any of them or with
-        ``require_all`` all of them. ``weights`` (PostgreSQL): the terms' BM25
-        weights, counted here when not given."""
+        match, any of them (default: the query's words, stopwords out). ``weights``
+        (PostgreSQL): the terms' BM25 weights, counted here when not given;
+        ``scored`` (PostgreSQL): the words whose weights count for the memories
+        matched (default: ``terms``)."""
         terms = query_terms(query) if terms is None else list(terms)
         if not terms:
             return []
         if self.dialect == "postgresql":
             if weights is None:
                 total, length = await self.collection_size()
-                counts = await self.term_counts(user_id, terms, total)
+                stems = await self.stems(terms)
+                counts, rare = common_counts(user_id, stems, await self.common_lexemes())
+                counts |= await self.term_counts(user_id, rare, total)
                 weights = TermWeights.bm25(counts, total, length)
-            return await self._pg_bm25(user_id, terms, require_all, weights, k)
+            scored = terms if scored is None else list(scored)
+            return await self._pg_bm25(user_id, terms, scored, weights, k)
         # The index holds each user's words as terms of their own (migration 0009).
         # Rank inside FTS5 first, then drop facts no longer valid (rare): joining every
         # match to its row before ranking costs more than the ranking itself.
-        join = " AND " if require_all else " OR "
-        match = join.join(_owned(user_id, t) for t in terms)
+        match = " OR ".join(_owned(user_id, t) for t in terms)
         rows = await self.session.execute(
             text(
                 "SELECT f.id, f.r FROM (SELECT rowid AS id, -bm25(memories_fts) AS r "
@@ -102,7 +122,12 @@ class TextRepository(RepositoryBase):
         return {t: int(n) for t, n in zip(terms, row, strict=True)}
 
     async def _pg_bm25(
-        self, user_id: int, terms: list[str], require_all: bool, weights: TermWeights, k: int
+        self,
+        user_id: int,
+        terms: list[str],
+        scored: list[str],
+        weights: TermWeights,
+        k: int,
     ) -> list[tuple[int, float]]:
         """BM25 over the GIN index's matches: each matched term counts once (chat turns
         are short: a word seldom repeats), weighted by its rarity, and the sum is
@@ -110,11 +135,11 @@ class TextRepository(RepositoryBase):
         params: dict[str, Any] = {
             "uid": user_id,
             "k": k,
-            "q": pg_tsquery(terms, " & " if require_all else " | "),
+            "q": pg_tsquery(terms),
             "avgdl": max(weights.avgdl, 1.0),
         }
         parts = []
-        for n, term in enumerate(terms):
+        for n, term in enumerate(scored):
             params[f"q{n}"], params[f"w{n}"] = pg_tsquery([term]), weights.idf.get(term, 1.0)
             parts.append(  # only numbered parameter names are interpolated
                 f"CASE WHEN search_words @@ {_PG_OWNED.format(f':q{n}')} "
@@ -157,38 +182,46 @@ class TextRepository(RepositoryBase):
         )
         return total, float(length or 0.0)
 
-    async def term_counts(self, user_id: int, terms: Sequence[str], cap: int) -> dict[str, float]:
-        """PostgreSQL: about how many of the user's memories contain each term (the
-        words are the user's own, migration 0009), from the lexeme frequencies ANALYZE
-        keeps for the tsvector column, counting (up to ``cap``) the terms missing from
-        them, which are rare: a few index pages each."""
+    async def common_lexemes(self) -> dict[str, float]:
+        """PostgreSQL: the lexemes ANALYZE found most common in the (owner-tagged,
+        migration 0009) words of memories, each with about how many memories hold it
+        (pg_stats' most common elements of the column, about a thousand)."""
         rows = await self.session.execute(
             text(
-                "WITH mce AS (SELECT e.lexeme, e.freq * c.reltuples AS n FROM pg_stats s "
+                "SELECT e.lexeme, e.freq * c.reltuples FROM pg_stats s "
                 "JOIN pg_class c ON c.oid = CAST('memories' AS regclass) "
                 "CROSS JOIN LATERAL unnest(CAST(CAST(s.most_common_elems AS text) AS text[]), "
                 "s.most_common_elem_freqs) AS e(lexeme, freq) "
                 "WHERE s.schemaname = current_schema() AND s.tablename = 'memories' "
-                "AND s.attname = 'search_words'), "
-                "q AS MATERIALIZED (SELECT term, tsvector_to_array("  # tag each word once
-                "mongars_owned_tsvector(CAST(:uid AS integer), term)) AS lexemes "
-                "FROM unnest(CAST(:terms AS text[])) AS term) "
-                "SELECT q.term, coalesce(max(mce.n), 0) FROM q "
-                "LEFT JOIN mce ON mce.lexeme = ANY(q.lexemes) GROUP BY q.term"
-            ),
-            {"uid": user_id, "terms": list(terms)},
-        )
-        found = {str(r[0]): max(0.0, float(r[1] or 0)) for r in rows}
-        missing = [t for t in terms if found.get(t, 0.0) <= 0]
-        if missing:
-            # one uncorrelated count per term, each planned for its own word (GIN)
-            counts = ", ".join(
-                "(SELECT count(*) FROM (SELECT 1 FROM memories WHERE search_words @@ "  # noqa: S608
-                f"{_PG_OWNED.format(f':q{n}')} LIMIT :cap) m{n})"  # only numbered names
-                for n in range(len(missing))
+                "AND s.attname = 'search_words'"
             )
-            params: dict[str, Any] = {f"q{n}": pg_tsquery([t]) for n, t in enumerate(missing)}
-            params |= {"uid": user_id, "cap": cap}
-            row = (await self.session.execute(text(f"SELECT {counts}"), params)).one()
-            found |= {t: float(n) for t, n in zip(missing, row, strict=True)}
-        return found
+        )
+        return {str(r[0]): max(0.0, float(r[1] or 0)) for r in rows}
+
+    async def stems(self, terms: Sequence[str]) -> dict[str, list[str]]:
+        """PostgreSQL: each term's English lexemes, as memories are indexed (a term
+        tagged with a user's id is ``f"{user_id}_{lexeme}"``; none for a stopword)."""
+        rows = await self.session.execute(
+            text(
+                "SELECT term, tsvector_to_array(to_tsvector('english', term)) "
+                "FROM unnest(CAST(:terms AS text[])) AS term"
+            ),
+            {"terms": list(terms)},
+        )
+        return {str(r[0]): list(r[1]) for r in rows}
+
+    async def term_counts(self, user_id: int, terms: Sequence[str], cap: int) -> dict[str, float]:
+        """PostgreSQL: in how many of the user's memories each term is, counting at
+        most ``cap`` (the GIN index's entries; meant for rare terms, see terms.py)."""
+        if not terms:
+            return {}
+        # one uncorrelated count per term, each planned for its own word (GIN)
+        counts = ", ".join(
+            "(SELECT count(*) FROM (SELECT 1 FROM memories WHERE search_words @@ "  # noqa: S608
+            f"{_PG_OWNED.format(f':q{n}')} LIMIT :cap) m{n})"  # only numbered names
+            for n in range(len(terms))
+        )
+        params: dict[str, Any] = {f"q{n}": pg_tsquery([t]) for n, t in enumerate(terms)}
+        params |= {"uid": user_id, "cap": cap}
+        row = (await self.session.execute(text(f"SELECT {counts}"), params)).one()
+        return {t: float(n) for t, n in zip(terms, row, strict=True)}

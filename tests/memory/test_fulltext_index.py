@@ -100,8 +100,9 @@ def test_each_user_matches_only_their_own_words_through_edits_and_deletes(
 
 
 def test_common_words_of_a_large_user_are_left_out_of_matching(tmp_path: Path) -> None:
-    """Counted among the user's own memories: a word in most of them is dropped, a
-    rarer one kept; when every word is common, all are required."""
+    """Counted among the user's own memories: the rarest words are matched while
+    the memories holding them add up to less than the limit (1,000 here); when
+    even the rarest is that common, nothing is matched."""
 
     async def scenario() -> None:
         url = _url(tmp_path)
@@ -109,7 +110,14 @@ def test_common_words_of_a_large_user_are_left_out_of_matching(tmp_path: Path) -
         sessions = create_session_factory(engine)
         big, small = await _users(sessions, "big", "small")
         memory = MemoryService(sessions, embedder=None)  # type: ignore[arg-type]
-        items = [NewMemory(f"weather note {n} about the lake") for n in range(2200)]
+        items = [
+            NewMemory(
+                f"weather note {n} about the lake"
+                + (" alpha" if n < 600 else "")
+                + (" beta" if 1000 <= n < 1500 else "")
+            )
+            for n in range(2200)
+        ]
         items += [NewMemory("the copper weather vane")]
         await memory.add(big, items, embed=False)
         await memory.add(small, [NewMemory("weather copper")], embed=False)
@@ -117,11 +125,16 @@ def test_common_words_of_a_large_user_are_left_out_of_matching(tmp_path: Path) -
         async with unit_of_work(sessions) as s:
             repo = MemoryRepository(s)
             plan = await stats.plan(repo, big, "weather copper", user_size=2201)
-            assert (plan.terms, plan.require_all) == (["copper"], False)
+            assert plan.terms == ["copper"]
+            plan = await stats.plan(repo, big, "alpha copper", user_size=2201)
+            assert plan.terms == ["alpha", "copper"]  # 600 + 1 memories
+            plan = await stats.plan(repo, big, "alpha beta copper", user_size=2201)
+            assert plan.terms == ["beta", "copper"]  # alpha would make it 1,101
             plan = await stats.plan(repo, big, "weather lake", user_size=2201)
-            assert (plan.terms, plan.require_all) == (["weather", "lake"], True)
+            assert plan.terms == []
+            assert await memory.recall._text(repo, big, "weather lake") == []
             plan = await stats.plan(repo, small, "weather copper", user_size=1)
-            assert (plan.terms, plan.require_all) == (["weather", "copper"], False)
+            assert plan.terms == ["weather", "copper"]
         await engine.dispose()
 
     migrate.upgrade(_url(tmp_path))  # outside any event loop (Alembic runs its own)
@@ -196,7 +209,7 @@ def test_words_are_matched_within_their_owner_on_both_backends(database_url: str
         stats = TermStats(0.05)
         async with unit_of_work(sessions) as s:
             plan = await stats.plan(MemoryRepository(s), alice, "zebra zoo giraffe")
-        assert (plan.terms, plan.require_all) == (["zebra", "zoo", "giraffe"], False)
+        assert plan.terms == ["zebra", "zoo", "giraffe"]
         async with unit_of_work(sessions) as s:  # the account goes: its memories too
             await s.execute(text("DELETE FROM users WHERE id = :u"), {"u": bob})
         assert await _text(sessions, bob, "zebra") == []
