@@ -117,18 +117,22 @@ class DiskTier:
             "expires REAL, PRIMARY KEY (ns, grp, key))"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires)")
+        # Reads are point lookups in a local file: done in the event loop's thread
+        # (tens of microseconds; in WAL mode a reader never waits for the writer),
+        # where handing each to a worker thread cost more on a busy machine (up to a
+        # few ms before a search could go on). A read that would wait is a miss.
+        self._reader = sqlite3.connect(path, check_same_thread=False, timeout=0.01)
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
     async def get(self, ns: str, group: str, key: str) -> bytes | None:
-        rows = await asyncio.to_thread(
-            self._run,
+        row = self._reader.execute(
             "SELECT value FROM entries WHERE ns = ? AND grp = ? AND key = ? AND expires > ?",
             (ns, group, key, time.time()),
-        )
-        return bytes(rows[0][0]) if rows else None
+        ).fetchone()
+        return bytes(row[0]) if row else None
 
     async def set(self, ns: str, group: str, key: str, value: bytes, ttl_s: float) -> None:
         await asyncio.to_thread(
@@ -154,6 +158,7 @@ class DiskTier:
         await asyncio.to_thread(self._run, sql, (ns, group, len(prefix), prefix))
 
     def close(self) -> None:
+        self._reader.close()
         self._db.close()
 
 
@@ -261,8 +266,10 @@ class MemoryCache:
     ) -> None:
         await self._check_epoch(user_id, epoch)
         await self.lru.set("results", str(user_id), key, hits, self.results_ttl_s)
-        raw = json.dumps(hits).encode()
-        await self._set("results", str(user_id), key, raw, len(self.shared), self.results_ttl_s)
+        if self.shared:  # written after the search answered (see _drop)
+            raw = json.dumps(hits).encode()
+            ttl, below = self.results_ttl_s, len(self.shared)
+            self._later(self._set("results", str(user_id), key, raw, below, ttl))
 
     async def _check_epoch(self, user_id: int, epoch: str) -> None:
         """The first time this process sees a user, or a newer epoch of theirs, results
@@ -278,6 +285,8 @@ class MemoryCache:
 
     async def _drop(self, ns: str, group: str, keep: str | None) -> None:
         await self.lru.drop_group(ns, group, keep)
+        if self.shared:
+            await self.flush()  # a write under way lands before the drop, not after
         for tier in self.shared:
             try:
                 await tier.drop_group(ns, group, keep)

@@ -168,6 +168,7 @@ def test_results_are_cached_per_epoch_and_edits_and_forgets_invalidate_them(
             await MemoryRepository(s).delete(user.id, [locker])
         after = await memory.search(user.id, "locker code", k=5)
         assert all("locker" not in h.text for h in after)
+        await cache.flush()  # the shared tiers are written after a search answers
         # No tier still holds the forgotten text.
         stored = redis.Redis.from_url(redis_url).hgetall(f"mongars:memory:results:{user.id}")
         assert stored and not any(b"locker" in v for v in stored.values())
