@@ -22,7 +22,7 @@ from mongars.db.fulltext import query_terms
 from mongars.memory.text_repository import TermWeights, TextRepository, common_counts
 
 TERM_STATS_TTL_S = 600.0
-COMMON_MIN_DOCS = 1000  # a word in fewer memories than this is always matched
+COMMON_MIN_DOCS = 1000  # the least limit of matched memories (a smaller memory: every word)
 MAX_TERMS = 50_000  # words whose frequency is kept
 MAX_USERS = 10_000  # users whose number of memories is kept
 
