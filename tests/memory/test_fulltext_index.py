@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from mongars.auth.service import AuthService
 from mongars.db import migrate
-from mongars.db.engine import create_engine, create_session_factory, unit_of_work
+from mongars.db.engine import create_engine, create_session_factory, reads, unit_of_work
 from mongars.db.fulltext import owned_words
 from mongars.memory.repository import MemoryRepository
 from mongars.memory.service import MemoryService, NewMemory
@@ -229,17 +229,26 @@ def test_postgres_migration_goes_back_and_forth(pg_database: str) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_plans_each_search_for_its_user(pg_database: str) -> None:
-    """A generic plan made for an average user would scan a large user's memories."""
+def test_postgres_connections_carry_the_search_settings(pg_database: str) -> None:
+    """A generic plan made for an average user would scan a large user's memories;
+    the HNSW scan settings are the connection's (no statement per search), and
+    reads() runs no transaction."""
 
-    async def mode() -> str:
+    async def settings() -> list[str]:
         engine = create_engine(pg_database)
-        async with engine.connect() as conn:
-            value = await conn.scalar(text("SHOW plan_cache_mode"))
+        async with reads(create_session_factory(engine)) as session:
+            values = [
+                str(await session.scalar(text(f"SHOW {name}")))
+                for name in ("plan_cache_mode", "hnsw.iterative_scan", "hnsw.ef_search")
+            ]
+            # outside a transaction each statement has its own: two xids differ
+            first = await session.scalar(text("SELECT pg_current_xact_id()::text"))
+            second = await session.scalar(text("SELECT pg_current_xact_id()::text"))
+            values.append(str(first != second))
         await engine.dispose()
-        return str(value)
+        return values
 
-    assert asyncio.run(mode()) == "force_custom_plan"
+    assert asyncio.run(settings()) == ["force_custom_plan", "relaxed_order", "100", "True"]
 
 
 class _FailingEmbedder:
@@ -267,4 +276,36 @@ def test_a_failing_query_embedding_fails_the_search_cleanly(tmp_path: Path) -> N
         await engine.dispose()
 
     migrate.upgrade(_url(tmp_path))
+    asyncio.run(scenario())
+
+
+def test_a_common_word_is_not_matched_but_weighs_the_matches(database_url: str) -> None:
+    """In a large memory a common word is left out of the match (its 1,100
+    memories are not read); on PostgreSQL it still weighs the memories the rare
+    word found."""
+
+    async def scenario() -> None:
+        engine = create_engine(database_url)
+        sessions = create_session_factory(engine)
+        [user] = await _users(sessions, "dana")
+        memory = MemoryService(sessions, embedder=None)  # type: ignore[arg-type]
+        notes = [NewMemory(f"weather note {n}") for n in range(1100)]
+        await memory.add(user, notes, embed=False)
+        [kettle, vane] = await memory.add(
+            user,
+            [NewMemory("the copper kettle spout"), NewMemory("the copper weather vane")],
+            embed=False,
+        )
+        async with unit_of_work(sessions) as s:
+            repo = MemoryRepository(s)
+            plan = await memory.recall.terms.plan(repo, user, "copper weather")
+            assert plan.terms == ["copper"]
+            found = await memory.recall._text(repo, user, "copper weather")
+        assert {i for i, _ in found} == {kettle, vane}  # no weather note read
+        if engine.dialect.name == "postgresql":
+            assert plan.scored == ["copper", "weather"]
+            assert [i for i, _ in found] == [vane, kettle]
+        await engine.dispose()
+
+    migrate.upgrade(database_url)  # outside any event loop (Alembic runs its own)
     asyncio.run(scenario())
