@@ -137,10 +137,6 @@ class SearchRepository(TextRepository):
         )
         return int(value or 0)
 
-    async def dense_search(self, user_id: int, vector: np.ndarray, k: int) -> list[int]:
-        """PostgreSQL only: nearest memories by cosine distance (pgvector HNSW)."""
-        return [i for i, _ in await self.dense_scored(user_id, vector, k)]
-
     def _distance(self, vector: np.ndarray) -> ColumnElement[float]:
         """PostgreSQL: cosine distance of the embedding to ``vector``."""
         return Memory.embedding.op("<=>", return_type=Float())(
@@ -174,21 +170,6 @@ class SearchRepository(TextRepository):
         """PostgreSQL only: ``dense_scored`` with the rows (read by the scan anyway)."""
         rows = await self.session.execute(self._nearest(user_id, vector, k, *_ROW_COLUMNS))
         return [(MemoryRow(*r[:-1]), 1.0 - float(r[-1])) for r in rows]
-
-    async def cosines(
-        self, user_id: int, ids: Sequence[int], vector: np.ndarray
-    ) -> dict[int, float]:
-        """PostgreSQL only: cosine similarity of these memories to ``vector``."""
-        if not ids:
-            return {}
-        distance = self._distance(vector)
-        # by primary key only, owner checked here (see hit_rows)
-        rows = await self.session.execute(
-            select(Memory.id, Memory.user_id, distance).where(
-                self._among(ids), Memory.embedded.is_(True)
-            )
-        )
-        return {int(r[0]): 1.0 - float(r[2]) for r in rows if r[1] == user_id}
 
     async def hit_rows(self, user_id: int, ids: Sequence[int]) -> list[MemoryRow]:
         """The user's valid memories among ``ids`` (the columns a search hit needs)."""
