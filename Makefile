@@ -23,11 +23,14 @@ setup: $(STAMP) system-deps
 	$(BIN)/mongars model prepare
 
 # Debian packages the server and tests use (a Redis server for the event bus
-# tests, espeak-ng for speech audio, chromium for the console's browser tests).
+# tests, espeak-ng for speech audio, chromium for the console's browser tests,
+# strace and iproute2 for the egress test).
+SYSTEM_DEPS := redis-server espeak-ng chromium strace iproute2
 system-deps:
-	@command -v redis-server >/dev/null && command -v espeak-ng >/dev/null && command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server espeak-ng chromium; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server espeak-ng chromium; fi; }
+	@command -v redis-server >/dev/null && command -v espeak-ng >/dev/null && command -v chromium >/dev/null \
+	  && command -v strace >/dev/null && command -v ip >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(SYSTEM_DEPS); \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $(SYSTEM_DEPS); fi; }
 
 run: setup
 	$(BIN)/mongars serve

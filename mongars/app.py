@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -34,6 +34,7 @@ from mongars.memory.fact_endpoints import router as facts_router
 from mongars.memory.setup import start_memory
 from mongars.observability.metrics import create_metrics
 from mongars.observability.middleware import MetricsMiddleware
+from mongars.offline import allowed_hosts, guard, quiet_libraries
 from mongars.openai_api.endpoints import router as openai_router
 from mongars.persona.contributor import PersonaContributor
 from mongars.persona.endpoints import router as persona_router
@@ -61,16 +62,20 @@ def create_app(
 ) -> FastAPI:
     """Build the app. ``llm`` overrides the provider chosen by settings and ``embedder``
     shares an already loaded embedding model (tests, benchmarks)."""
+    quiet_libraries()  # before the model, embedding and ONNX libraries load
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await build_runtime(settings, llm, embedder)
-        app.state.runtime = runtime
-        try:
-            yield
-        finally:
-            await dispose_runtime(runtime)
+        with ExitStack() as offline:
+            if settings.offline:  # MONGARS_OFFLINE: outbound sockets refused while we run
+                offline.enter_context(guard(allowed_hosts(settings)))
+            runtime = await build_runtime(settings, llm, embedder)
+            app.state.runtime = runtime
+            try:
+                yield
+            finally:
+                await dispose_runtime(runtime)
 
     app = FastAPI(
         title="monGARS",

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from mongars.bench.cli import bench_app
+from mongars.offline import quiet_libraries
 from mongars.research.cli import docs_app
 from mongars.settings import Settings
 
@@ -36,6 +37,12 @@ app.add_typer(docs_app, name="docs")
 
 console = Console(stderr=True)
 T = TypeVar("T")
+
+
+@app.callback()
+def _before_any_command() -> None:
+    # Every library's telemetry and hub access off before a command loads one.
+    quiet_libraries()
 
 
 def _run(coro: Awaitable[T]) -> T:

@@ -53,6 +53,13 @@ class Conflict(DomainError):
     status, code = 409, "conflict"
 
 
+class EgressBlocked(DomainError):
+    """An outbound connection refused by the offline guard (MONGARS_OFFLINE). Not an
+    OSError, so that network libraries pass it on instead of retrying or rewording it."""
+
+    status, code = 503, "egress_blocked"
+
+
 class ContextTooLarge(DomainError):
     status, code = 413, "context_too_large"
 

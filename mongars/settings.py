@@ -202,6 +202,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
+    # Egress guard (mongars/offline.py, docs/privacy.md): while the server runs, outbound
+    # sockets beyond loopback, Unix sockets and the hosts the settings name raise an error.
+    offline: bool = False
+    offline_allow_hosts: list[str] = []  # more hosts the guard lets through
 
     llm: LLMSettings = LLMSettings()
     auth: AuthSettings = AuthSettings()

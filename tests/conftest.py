@@ -12,10 +12,16 @@ from fastapi.testclient import TestClient
 
 from mongars.app import create_app
 from mongars.llm.base import LLMProvider
+from mongars.offline import quiet_libraries
 from mongars.settings import Settings
 from tests.fakes import ScriptedLLM
 
 PASSWORD = "correct horse battery"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    quiet_libraries()  # as the CLI and create_app do, before the session loads models
+
 
 # The embedded model is assembled once per test session into a shared folder.
 MODEL_DIR = Path(os.environ.get("MONGARS_TEST_MODEL_DIR", "/tmp/mongars-test-model"))
@@ -25,6 +31,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "data_dir": tmp_path / "data",
         "secret_key": "test-secret-key-that-is-long-enough-000",
+        # MONGARS_OFFLINE: any outbound socket beyond loopback fails the test that made it.
+        "offline": True,
         # Memory loads an embedding model: on only where a test asks for it.
         "memory": {"enabled": False},
         # Documents too (they share that model): on where a test asks for them.
