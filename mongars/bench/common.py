@@ -19,8 +19,6 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from mongars.llm.base import ChatMessage
-from mongars.llm.llamacpp import STOP_SEQUENCES, render_prompt
 from mongars.settings import Settings
 
 if TYPE_CHECKING:
@@ -137,9 +135,13 @@ class RawEngine:
             n_threads_batch=threads,
             verbose=False,
         )
-        self.prompt = render_prompt(
-            [ChatMessage("system", settings.llm.system_prompt), ChatMessage("user", PROMPT)]
-        )
+        self.repeat_penalty = settings.llm.repeat_penalty
+        # llama-cpp-python's own chat formatting (the GGUF's template through its Jinja
+        # formatter): a baseline that shares no prompt code with monGARS.
+        self.messages: Any = [
+            {"role": "system", "content": settings.llm.system_prompt},
+            {"role": "user", "content": PROMPT},
+        ]
 
     def count(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False))
@@ -148,11 +150,15 @@ class RawEngine:
         start = time.perf_counter()
         first = last = 0.0
         text = ""
-        chunks: Any = self.llm.create_completion(
-            self.prompt, max_tokens=max_tokens, temperature=0.0, stop=STOP_SEQUENCES, stream=True
+        chunks: Any = self.llm.create_chat_completion(
+            self.messages,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            repeat_penalty=self.repeat_penalty,
+            stream=True,
         )
         for chunk in chunks:
-            piece = chunk["choices"][0]["text"]
+            piece = chunk["choices"][0]["delta"].get("content")
             if piece:
                 last = time.perf_counter()
                 first = first or last

@@ -28,6 +28,7 @@ class Question:
     text: str
     category: int
     evidence: frozenset[str]
+    answer: str = ""  # the gold answer (categories 1-4)
 
 
 @dataclass
@@ -86,6 +87,8 @@ def load(path: Path, categories: Sequence[int] = (1, 2, 3, 4)) -> list[Conversat
         for qa in sample["qa"]:
             evidence = normalise_evidence(qa.get("evidence", [])) & known
             if qa["category"] in categories and evidence:
-                item.questions.append(Question(qa["question"], qa["category"], frozenset(evidence)))
+                item.questions.append(
+                    Question(qa["question"], qa["category"], frozenset(evidence), str(qa["answer"]))
+                )
         conversations.append(item)
     return conversations

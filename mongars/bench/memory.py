@@ -33,9 +33,7 @@ from rich.table import Table
 from mongars.bench.common import bench_embedder, create_users, percentile
 from mongars.bench.locomo import CATEGORIES, Conversation, load
 from mongars.db.engine import create_engine, create_session_factory, unit_of_work
-from mongars.llm.base import ChatMessage
-from mongars.llm.llamacpp import render_message
-from mongars.memory.contributor import HEADER
+from mongars.memory.contributor import FOOTER, HEADER, recalled_line
 from mongars.memory.repository import MemoryRepository
 from mongars.memory.service import MemoryService, NewMemory
 from mongars.settings import Settings
@@ -59,7 +57,7 @@ class TokenCounter:
 
     def line_cost(self, when: str, text: str) -> int:
         """Tokens of one recalled memory as the memory contributor writes it."""
-        return self.count(render_message(ChatMessage("system", f"- [{when}] {text}")))
+        return self.count(recalled_line(when, text)) + 1  # and its line break
 
 
 @dataclass
@@ -211,7 +209,7 @@ async def _run(
         await embedder.start()
         memory = MemoryService(create_session_factory(engine), embedder)
         store = await ingest(memory, users, convs, tok.line_cost)
-        header = tok.count(render_message(ChatMessage("system", HEADER)))
+        header = tok.count(f"{HEADER}\n{FOOTER}")
         return store, await evaluate(memory, store, convs, budget, header)
     finally:
         await engine.dispose()

@@ -56,8 +56,19 @@ async def assemble_prompt(
         kept[:0] = pair  # older turns go first
         used += cost
         turns += 1
-    return AssembledPrompt(
-        messages=[fixed[0], *kept, fixed[1]],
-        prompt_tokens=used + await llm.prompt_overhead(),
-        history_turns_used=turns,
-    )
+    # The per-message costs are the provider's estimates; the rendered prompt is the
+    # truth (a chat template may add text around the conversation): trim to it.
+    messages = [fixed[0], *kept, fixed[1]]
+    exact = await llm.prompt_tokens(messages)
+    while exact > llm.context_window - max_tokens and turns > 0:
+        messages = [messages[0], *messages[3:]]  # drop the oldest pair
+        turns -= 1
+        exact = await llm.prompt_tokens(messages)
+    if exact > llm.context_window - max_tokens:
+        raise ContextTooLarge(
+            f"message is {message_cost} tokens; the limit is "
+            f"{max(0, llm.context_window - max_tokens - (exact - message_cost))} tokens "
+            f"(context window {llm.context_window}, minus the system prompt, the chat "
+            f"format and {max_tokens} tokens kept for the answer)"
+        )
+    return AssembledPrompt(messages=messages, prompt_tokens=exact, history_turns_used=turns)

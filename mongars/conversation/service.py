@@ -19,6 +19,7 @@ import anyio
 
 from mongars.auth.models import User
 from mongars.conversation.context import AssembledPrompt, PastTurn, assemble_prompt
+from mongars.conversation.hygiene import ScaffoldingGuard
 from mongars.conversation.models import Turn
 from mongars.conversation.plan import StoredTurn, TurnPlan
 from mongars.conversation.repository import ConversationRepository
@@ -35,7 +36,7 @@ from mongars.errors import (
     NotFound,
     ProviderError,
 )
-from mongars.llm.base import Delta, Finish, GenerationParams, mean_probability
+from mongars.llm.base import Finish, GenerationParams, mean_probability
 from mongars.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -190,23 +191,34 @@ class ChatService:
             temperature=plan.temperature if plan else llm.temperature,
             top_p=plan.top_p if plan else llm.top_p,
             seed=llm.seed,
+            repeat_penalty=llm.repeat_penalty,
         )
         parts: list[str] = []
         logprobs: list[float] = []
         finish: Finish | None = None
         first_token: float | None = None
+        guard = ScaffoldingGuard()  # what may end an answer (hygiene.py)
         gen_start = time.perf_counter()
         try:
             async with aclosing(self.llm.stream(turn.prompt.messages, params)) as stream:
                 async for item in stream:
-                    if isinstance(item, Delta):
+                    if isinstance(item, Finish):
+                        finish = item
+                        continue
+                    logprobs.extend(item.logprobs)
+                    safe = guard.feed(item.text)
+                    if safe:
                         if first_token is None:
                             first_token = time.perf_counter()
-                        parts.append(item.text)
-                        logprobs.extend(item.logprobs)
-                        yield TurnDelta(item.text)
-                    else:
-                        finish = item
+                        parts.append(safe)
+                        yield TurnDelta(safe)
+                    if guard.cut is not None:  # closing the stream stops the model
+                        finish = Finish(0, len(logprobs), "stop")
+                        break
+            tail = guard.finish()
+            if tail:
+                parts.append(tail)
+                yield TurnDelta(tail)
         except DomainError:  # a provider failure is an error, never a stored answer
             self.runtime.metrics.turns.add(1, {"status": "failed"})
             raise
@@ -223,6 +235,10 @@ class ChatService:
                         status="cancelled",
                     )
             raise
+        if guard.cut is not None:
+            self.runtime.metrics.scaffolding_cuts.add(1, {"kind": guard.cut.kind})
+            if turn.plan is not None:
+                turn.plan.steering["hygiene"] = {"cut": guard.cut.kind, "at": guard.cut.at}
         text = "".join(parts)
         if not text.strip():
             self.runtime.metrics.turns.add(1, {"status": "empty"})

@@ -28,6 +28,7 @@ class GenerationParams:
     temperature: float
     top_p: float = 1.0
     seed: int | None = None
+    repeat_penalty: float = 1.0  # > 1 discourages repeating recent tokens (llama.cpp, Ollama)
     # Constrain the output to JSON matching this schema (llama.cpp grammar, Ollama
     # `format`, OpenAI `response_format`): the answer then always parses.
     json_schema: dict[str, Any] | None = None
@@ -55,6 +56,9 @@ class LLMProvider(ABC):
     name: str
     model_id: str
     context_window: int
+    # How prompts reach the model, for the admin page (e.g. "chat template", "transcript").
+    prompt_format: str = "the server's chat format"
+    prompt_format_note: str = ""  # a warning about it, when there is one
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Load or connect; raise ProviderUnavailable when impossible."""
@@ -73,6 +77,11 @@ class LLMProvider(ABC):
     @abstractmethod
     async def prompt_overhead(self) -> int:
         """Tokens the prompt costs besides its messages (BOS, the reply cue)."""
+
+    async def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens of the whole prompt as the model will see it. Providers that render
+        a chat template count the rendered prompt; others add up the estimates."""
+        return sum(await self.message_tokens(messages)) + await self.prompt_overhead()
 
     @abstractmethod
     def stream(

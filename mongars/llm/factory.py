@@ -29,4 +29,5 @@ def create_provider(settings: Settings) -> LLMProvider:
         data_dir=settings.data_dir,
         context_window=llm.context_window,
         threads=llm.threads,
+        embedded_model=llm.embedded_model,
     )

@@ -1,10 +1,10 @@
 """Embedded llama.cpp provider (llama-cpp-python), the default.
 
-The default model (Gemma 3 270M) is a base model, not instruction-tuned, so
-messages are rendered as a plain transcript and generation stops at the next
-speaker label. Generation runs in one worker thread at a time; tokens reach
-the event loop through a queue, and closing the stream stops the engine after
-the current token.
+Every model is driven in its own chat format: the chat template its GGUF
+carries (chat_template.py), or, for a file without one, a plain transcript
+with stop strings (logged, and shown on the admin model page). Generation runs
+in one worker thread at a time; tokens reach the event loop through a queue,
+and closing the stream stops the engine after the current token.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
+import logging
 import os
 import threading
 from collections.abc import AsyncGenerator, Sequence
@@ -23,21 +24,10 @@ import numpy as np
 
 from mongars.errors import ProviderError, ProviderUnavailable
 from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams, LLMProvider, StreamItem
+from mongars.llm.chat_template import ChatTemplate, TemplateError, Transcript, check_template
+from mongars.llm.model_files import DEFAULT_MODEL
 
-LABELS = {"user": "User", "assistant": "Assistant"}
-# A new speaker label ends the assistant's turn.
-STOP_SEQUENCES = ["\nUser:", "\nAssistant:", "\nSystem:", "<end_of_turn>", "<start_of_turn>"]
-REPLY_CUE = "Assistant:"
-
-
-def render_message(message: ChatMessage) -> str:
-    if message.role == "system":
-        return f"{message.content.strip()}\n\n"
-    return f"{LABELS[message.role]}: {message.content}\n"
-
-
-def render_prompt(messages: Sequence[ChatMessage]) -> str:
-    return "".join(render_message(m) for m in messages) + REPLY_CUE
+log = logging.getLogger(__name__)
 
 
 class StopMatcher:
@@ -86,17 +76,25 @@ class LlamaCppProvider(LLMProvider):
     name = "llamacpp"
 
     def __init__(
-        self, model_path: str, data_dir: Path, context_window: int, threads: int = 0
+        self,
+        model_path: str,
+        data_dir: Path,
+        context_window: int,
+        threads: int = 0,
+        embedded_model: str = DEFAULT_MODEL,
     ) -> None:
         self._model_path = model_path
         self._data_dir = data_dir
+        self._embedded_model = embedded_model
         self.context_window = context_window
         self._threads = threads or max(1, os.cpu_count() or 1)
-        self.model_id = Path(model_path).name if model_path else "gemma-3-270m-q4_k_m.gguf"
+        self.model_id = Path(model_path).name if model_path else embedded_model
         self._llm: Any = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llamacpp")
         self._lock = asyncio.Lock()
-        self._overhead: int | None = None
+        self.format: ChatTemplate | Transcript = Transcript()
+        self._per_message = 0  # template tokens around each message
+        self._overhead = 0  # BOS and the reply cue
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -110,7 +108,7 @@ class LlamaCppProvider(LLMProvider):
         if not path:
             from mongars.llm.model_files import prepare_embedded_model
 
-            path = str(prepare_embedded_model(self._data_dir))
+            path = str(prepare_embedded_model(self._data_dir, self._embedded_model))
         if not Path(path).is_file():
             raise ProviderUnavailable(f"model file not found: {path}")
         try:
@@ -125,6 +123,53 @@ class LlamaCppProvider(LLMProvider):
         except ValueError as exc:
             raise ProviderUnavailable(f"could not load model {path}: {exc}") from exc
         self.model_id = Path(path).name
+        self.format, self.prompt_format_note = self._prompt_format()
+        self.prompt_format = (
+            "the GGUF's chat template"
+            if isinstance(self.format, ChatTemplate)
+            else "plain transcript (User:/Assistant:)"
+        )
+        if self.prompt_format_note:
+            log.warning("%s: %s", self.model_id, self.prompt_format_note)
+        self._measure_format()
+
+    def _prompt_format(self) -> tuple[ChatTemplate | Transcript, str]:
+        """The file's own chat template, or the transcript (with the reason)."""
+        source = self._llm.metadata.get("tokenizer.chat_template")
+        if not source:
+            return Transcript(), "the GGUF has no chat template; using a plain transcript"
+        special = self._llm.detokenize
+        try:
+            template = ChatTemplate(
+                source,
+                special([self._llm.token_bos()], special=True).decode("utf-8", "replace"),
+                special([self._llm.token_eos()], special=True).decode("utf-8", "replace"),
+            )
+            check_template(template)
+        except TemplateError as exc:
+            return Transcript(), f"{exc}; using a plain transcript"
+        return template, ""
+
+    def _measure_format(self) -> None:
+        """Per-message and per-prompt template tokens, for the budget's estimates
+        (the exact count of a whole prompt is ``prompt_tokens``)."""
+        if isinstance(self.format, Transcript):
+            self._per_message = 0
+            self._overhead = 1 + self.count(self.format.cue)
+            return
+        s, u, a, v = "Be brief.", "Hello there.", "Hi! How can I help?", "Thanks."
+        short = self._tokens([ChatMessage("system", s), ChatMessage("user", u)])
+        long = self._tokens(
+            [
+                ChatMessage("system", s),
+                ChatMessage("user", u),
+                ChatMessage("assistant", a),
+                ChatMessage("user", v),
+            ]
+        )
+        self._per_message = max(0, (len(long) - len(short) - self.count(a) - self.count(v)) // 2)
+        body = self.count(s) + self.count(u) + 2 * self._per_message
+        self._overhead = max(0, len(short) - body)
 
     async def close(self) -> None:
         async with self._lock:
@@ -148,13 +193,41 @@ class LlamaCppProvider(LLMProvider):
     def count(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def _tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The prompt's tokens: template text with its special tokens, contents as text."""
+        llm = self.llama
+        tokens: list[int] = []
+        for text, template_text in self.format.segments(messages):
+            tokens += llm.tokenize(text.encode("utf-8"), add_bos=False, special=template_text)
+        bos = llm.token_bos()
+        if self._adds_bos() and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)
+        return tokens
+
+    def _adds_bos(self) -> bool:
+        import llama_cpp
+
+        if isinstance(self.format, Transcript):
+            return True
+        return bool(llama_cpp.llama_vocab_get_add_bos(self.llama._model.vocab))
+
+    def prompt_text(self, messages: Sequence[ChatMessage]) -> str:
+        """The prompt as text (special tokens written out), e.g. for the raw baseline."""
+        return "".join(text for text, _ in self.format.segments(messages))
+
     async def message_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
-        return [self.count(render_message(m)) for m in messages]
+        if isinstance(self.format, Transcript):
+            return [self.count(self.format.message_text(m)) for m in messages]
+        return [self.count(m.content) + self._per_message for m in messages]
 
     async def prompt_overhead(self) -> int:
-        if self._overhead is None:
-            self._overhead = 1 + self.count(REPLY_CUE)  # BOS + the reply cue
         return self._overhead
+
+    async def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        try:
+            return len(self._tokens(messages))
+        except TemplateError as exc:
+            raise ProviderError(f"the model's chat template refused the prompt: {exc}") from exc
 
     # -- generation -----------------------------------------------------------
 
@@ -162,7 +235,6 @@ class LlamaCppProvider(LLMProvider):
         self, messages: Sequence[ChatMessage], params: GenerationParams
     ) -> AsyncGenerator[StreamItem, None]:
         llm = self.llama
-        prompt = render_prompt(messages)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[StreamItem | BaseException] = asyncio.Queue()
         stop = threading.Event()
@@ -173,7 +245,7 @@ class LlamaCppProvider(LLMProvider):
         await self._lock.acquire()
         try:
             worker = loop.run_in_executor(
-                self._executor, self._generate, llm, prompt, params, put, stop
+                self._executor, self._generate, llm, list(messages), params, put, stop
             )
         except BaseException:
             self._lock.release()
@@ -192,20 +264,27 @@ class LlamaCppProvider(LLMProvider):
         finally:
             stop.set()
 
-    @staticmethod
     def _generate(
-        llm: Any, prompt: str, params: GenerationParams, put: Any, stop: threading.Event
+        self,
+        llm: Any,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        put: Any,
+        stop: threading.Event,
     ) -> None:
         """Token loop on llama-cpp-python's ``generate``.
 
         Right after a token is sampled, the logits it came from are still in
-        the context, so its probability costs one log-softmax and no copy.
+        the context, so its probability costs one log-softmax and no copy. A
+        turn ends at an end-of-generation token, and, with a chat template, at
+        any other control token (``<|im_start|>``...): those are never text.
         """
         import llama_cpp
 
         n_vocab = llm.n_vocab()
         log_softmax = LogSoftmax(n_vocab)
-        stops = StopMatcher(STOP_SEQUENCES)
+        stops = StopMatcher(self.format.stops)
+        templated = isinstance(self.format, ChatTemplate)
         edges = EdgeWhitespace()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = llm._model.vocab
@@ -213,7 +292,7 @@ class LlamaCppProvider(LLMProvider):
         completion = 0
         finish_reason = "length"
         try:
-            prompt_tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+            prompt_tokens = self._tokens(messages)
             if len(prompt_tokens) + params.max_tokens > llm.n_ctx():
                 raise ProviderError("the prompt and answer do not fit the context window")
             if params.seed is not None:
@@ -233,12 +312,14 @@ class LlamaCppProvider(LLMProvider):
                 top_p=params.top_p,
                 top_k=40,
                 min_p=0.05,
-                repeat_penalty=1.0,
+                repeat_penalty=params.repeat_penalty,
             ):
                 if stop.is_set():
                     finish_reason = "cancelled"
                     break
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if llama_cpp.llama_vocab_is_eog(vocab, token) or (
+                    templated and llama_cpp.llama_vocab_is_control(vocab, token)
+                ):
                     finish_reason = "stop"
                     break
                 row = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
@@ -254,11 +335,13 @@ class LlamaCppProvider(LLMProvider):
                     break
                 if completion >= params.max_tokens:
                     break
-            if finish_reason == "length":
+            if finish_reason != "cancelled":
                 tail = edges.feed(stops.flush() + decoder.decode(b"", final=True))
                 if tail:
                     put(Delta(tail, logprobs))
             put(Finish(len(prompt_tokens), completion, finish_reason))
+        except TemplateError as exc:
+            put(ProviderError(f"the model's chat template refused the prompt: {exc}"))
         except Exception as exc:  # any engine failure is reported to the request (502)
             put(
                 exc

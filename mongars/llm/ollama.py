@@ -51,6 +51,7 @@ class OllamaProvider(LLMProvider):
             "num_predict": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
+            "repeat_penalty": params.repeat_penalty,
         }
         if params.seed is not None:
             options["seed"] = params.seed

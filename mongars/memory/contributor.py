@@ -6,7 +6,20 @@ from mongars.conversation.plan import StoredTurn, TurnContributor, TurnPlan
 from mongars.llm.base import ChatMessage, LLMProvider
 from mongars.memory.service import MemoryService, NewMemory, turn_text
 
-HEADER = "Things you remember from earlier conversations with this user (use them if relevant):"
+HEADER = (
+    "Earlier conversations with this user, for your reference only (not part of this "
+    "conversation; use them if relevant, never repeat these lines):\n<memory>"
+)
+FOOTER = "</memory>"
+
+
+def recalled_line(day: str, text: str) -> str:
+    """One recalled memory as the prompt shows it: on one line, without the role
+    labels the model would continue (``User: ...`` becomes ``the user said "..."``)."""
+    if text.startswith("User: ") and "\nAssistant: " in text:
+        query, _, answer = text.removeprefix("User: ").partition("\nAssistant: ")
+        text = f'the user said "{query.strip()}"; you answered "{answer.strip()}"'
+    return f"- {day}: {' '.join(text.split())}"
 
 
 class MemoryContributor(TurnContributor):
@@ -31,9 +44,9 @@ class MemoryContributor(TurnContributor):
         recent = [t.turn_id for t in plan.history if t.turn_id is not None]
         hits = await self.memory.search(plan.user.id, plan.message, k=60, exclude_turn_ids=recent)
         lines: list[str] = []
-        used = (await self.llm.message_tokens([ChatMessage("system", HEADER)]))[0]
+        used = sum(await self.llm.message_tokens([ChatMessage("system", f"{HEADER}\n{FOOTER}")]))
         for hit in hits:
-            line = f"- [{hit.created_at.date().isoformat()}] {hit.text}"
+            line = recalled_line(hit.created_at.date().isoformat(), hit.text)
             cost = (await self.llm.message_tokens([ChatMessage("system", line)]))[0]
             if used + cost > budget:
                 continue
@@ -41,7 +54,7 @@ class MemoryContributor(TurnContributor):
             plan.memory_ids.append(hit.id)
             used += cost
         if lines:
-            plan.context_parts.append("\n".join([HEADER, *lines]))
+            plan.context_parts.append("\n".join([HEADER, *lines, FOOTER]))
             plan.steering["memory"] = {"recalled": len(lines), "tokens": used, "budget": budget}
 
     async def after_turn(self, plan: TurnPlan, turn: StoredTurn) -> None:

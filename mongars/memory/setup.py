@@ -49,7 +49,9 @@ async def start_memory(runtime: Runtime, embedder: Embedder | None = None) -> Me
         runtime.sessions, embedder, weights_from(cfg), cfg.candidates, cache=cache
     )
     runtime.contributors.append(
-        MemoryContributor(service, runtime.llm, cfg.context_tokens, facts=cfg.facts)
+        MemoryContributor(
+            service, runtime.llm, runtime.settings.memory_context_tokens, facts=cfg.facts
+        )
     )
     facts = (
         FactExtractor(service, runtime.llm, runtime.metrics.fact_failures) if cfg.facts else None

@@ -62,6 +62,12 @@ class Metrics:
         self.turns = meter.create_counter(
             "chat.turns", unit="1", description="Chat turns by outcome"
         )
+        self.scaffolding_cuts = meter.create_counter(
+            "chat.scaffolding_cut",
+            unit="1",
+            description="Answers cut where prompt scaffolding began (role labels, "
+            "memory lines, context headers, template tokens), by kind",
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,7 +14,8 @@ from mongars.research.service import DocumentService
 from mongars.settings import ResearchSettings
 
 log = logging.getLogger(__name__)
-HEADER = "Sources (cite them as [n] when you use them):"
+HEADER = "Sources (cite them as [n] when you use them; never copy these lines):\n<sources>"
+FOOTER = "</sources>"
 EXCERPT_CHARS = 280
 UNKNOWN = (
     "Nothing in your memory or documents covers: {terms}. If you do not know the answer, "
@@ -73,7 +74,7 @@ class DocumentsContributor(TurnContributor):
 
     async def _cite(self, plan: TurnPlan, found: list[ScoredChunk], budget: int) -> None:
         lines: list[str] = []
-        used = (await self.llm.message_tokens([ChatMessage("system", HEADER)]))[0]
+        used = (await self.llm.message_tokens([ChatMessage("system", f"{HEADER}\n{FOOTER}")]))[0]
         for hit in found:
             if len(lines) >= self.settings.passages:
                 break
@@ -103,5 +104,5 @@ class DocumentsContributor(TurnContributor):
                 }
             )
         if lines:
-            plan.context_parts.append("\n".join([HEADER, *lines]))
+            plan.context_parts.append("\n".join([HEADER, *lines, FOOTER]))
             plan.steering["documents"] = {"cited": len(lines), "tokens": used, "budget": budget}

@@ -36,6 +36,8 @@ def metrics_summary(runtime: Runtime) -> dict[str, Any]:
             "model": llm.model_id,
             "context_window": llm.context_window,
             "max_tokens": runtime.settings.llm.max_tokens,
+            "prompt_format": llm.prompt_format,
+            "prompt_format_note": llm.prompt_format_note,
         },
         "requests": sums["http_server_requests_total"],
         "latency_seconds_sum": sums["http_server_duration_seconds_sum"],

@@ -155,6 +155,7 @@ async def test_ollama_streams_deltas_then_one_finish(ollama: FakeOllama) -> None
         "num_predict": PARAMS.max_tokens,
         "temperature": PARAMS.temperature,
         "top_p": PARAMS.top_p,
+        "repeat_penalty": PARAMS.repeat_penalty,
         "seed": 7,
     }
 

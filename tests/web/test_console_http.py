@@ -210,6 +210,8 @@ def test_admin_pages(api: Api) -> None:
         "model": "scripted-model",
         "context_window": 4096,
         "max_tokens": 256,
+        "prompt_format": "the server's chat format",
+        "prompt_format_note": "",
     }
     assert summary["requests"] >= 1 and summary["completion_tokens"] > 0
     assert summary["turns"].get("completed") == 1
