@@ -32,7 +32,6 @@ class TemplateError(ValueError):
 class Transcript:
     """``System text``, ``User: ...``, ``Assistant: ...``, then the reply cue."""
 
-    name = "transcript"
     labels = {"user": "User", "assistant": "Assistant"}
     stops = ["\nUser:", "\nAssistant:", "\nSystem:", "<end_of_turn>", "<start_of_turn>"]
     cue = "Assistant:"
@@ -50,7 +49,6 @@ class Transcript:
 class ChatTemplate:
     """A model's Jinja chat template, rendered in a sandbox."""
 
-    name = "chat template"
     stops: list[str] = []  # the model ends its turn with an end-of-generation token
 
     def __init__(self, source: str, bos_token: str, eos_token: str) -> None:
