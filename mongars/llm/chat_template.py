@@ -12,13 +12,12 @@ never a new system turn. A file without a template falls back to
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from mongars.llm.base import ChatMessage
 
-Tokenize = Callable[[str, bool], list[int]]  # (text, special) -> token ids
 Segment = tuple[str, bool]  # (text, is template text: parse special tokens)
 
 _SLOT = "\x1fmongars-content-{}\x1f"

@@ -95,6 +95,9 @@ class LlamaCppProvider(LLMProvider):
         self.format: ChatTemplate | Transcript = Transcript()
         self._per_message = 0  # template tokens around each message
         self._overhead = 0  # BOS and the reply cue
+        self._add_bos = True  # whether a prompt starts with BOS (the vocabulary says)
+        # The last prompt tokenized: the budget counts it, then generation uses it.
+        self._last: tuple[tuple[ChatMessage, ...], list[int]] | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -124,6 +127,10 @@ class LlamaCppProvider(LLMProvider):
             raise ProviderUnavailable(f"could not load model {path}: {exc}") from exc
         self.model_id = Path(path).name
         self.format, self.prompt_format_note = self._prompt_format()
+        if isinstance(self.format, ChatTemplate):
+            import llama_cpp
+
+            self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._llm._model.vocab))
         self.prompt_format = (
             "the GGUF's chat template"
             if isinstance(self.format, ChatTemplate)
@@ -194,22 +201,21 @@ class LlamaCppProvider(LLMProvider):
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def _tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """The prompt's tokens: template text with its special tokens, contents as text."""
+        """The prompt's tokens: template text with its special tokens, contents as text.
+        The last prompt is kept: the budget counts it, then generation is fed it."""
+        key = tuple(messages)
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
         llm = self.llama
         tokens: list[int] = []
         for text, template_text in self.format.segments(messages):
             tokens += llm.tokenize(text.encode("utf-8"), add_bos=False, special=template_text)
         bos = llm.token_bos()
-        if self._adds_bos() and (not tokens or tokens[0] != bos):
+        if self._add_bos and (not tokens or tokens[0] != bos):
             tokens.insert(0, bos)
+        self._last = (key, tokens)
         return tokens
-
-    def _adds_bos(self) -> bool:
-        import llama_cpp
-
-        if isinstance(self.format, Transcript):
-            return True
-        return bool(llama_cpp.llama_vocab_get_add_bos(self.llama._model.vocab))
 
     def prompt_text(self, messages: Sequence[ChatMessage]) -> str:
         """The prompt as text (special tokens written out), e.g. for the raw baseline."""
@@ -292,7 +298,7 @@ class LlamaCppProvider(LLMProvider):
         completion = 0
         finish_reason = "length"
         try:
-            prompt_tokens = self._tokens(messages)
+            prompt_tokens = list(self._tokens(messages))
             if len(prompt_tokens) + params.max_tokens > llm.n_ctx():
                 raise ProviderError("the prompt and answer do not fit the context window")
             if params.seed is not None:
