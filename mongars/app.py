@@ -122,7 +122,7 @@ async def build_runtime(
     engine = create_engine(settings.resolved_database_url)
     sessions = create_session_factory(engine)
     metrics = create_metrics()
-    llm = llm or create_provider(settings)
+    llm = llm or create_provider(settings, metrics)
     bus = create_bus(settings.redis_url)
     try:
         await bus.start()

@@ -190,7 +190,7 @@ def allowed_hosts(settings: Settings) -> set[str]:
     """The hosts the settings name, which the guard lets through: the LLM server,
     Redis, PostgreSQL, the SearxNG instance, hosts research may fetch from
     although private, and ``MONGARS_OFFLINE_ALLOW_HOSTS``."""
-    urls = [settings.llm.base_url, settings.redis_url, settings.database_url]
+    urls = [*settings.llm.endpoints, settings.redis_url, settings.database_url]
     hosts = {h.lower() for h in settings.offline_allow_hosts}
     if settings.research.web:
         urls.append(settings.research.searxng_url)

@@ -7,14 +7,16 @@ is called by the app factory and the CLI, never at import.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, NonNegativeInt, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, NonNegativeInt, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "test"}
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
@@ -40,9 +42,12 @@ class LLMSettings(BaseModel):
     # <data_dir>/models on first use, unless model_path names a GGUF file.
     embedded_model: Literal["smollm2-135m-instruct", "gemma3-270m"] = "smollm2-135m-instruct"
     model_path: str = ""
-    # ollama / openai: model name on the server, and where the server is.
+    # ollama / openai: model name on the server, and where the server is: one URL, or
+    # several (comma-separated or a JSON list) that are rotated, each behind a circuit
+    # breaker (docs/scale-out.md). Both may be given: merged, duplicates dropped.
     model: str = ""
     base_url: str = ""
+    base_urls: Annotated[list[str], NoDecode] = []
     api_key: SecretStr = SecretStr("")
     context_window: int = Field(default=4096, ge=256, le=131072)
     max_tokens: int = Field(default=256, ge=1, le=32768)
@@ -54,6 +59,42 @@ class LLMSettings(BaseModel):
     threads: int = Field(default=0, ge=0, description="0 = all cores")
     timeout_s: float = Field(default=120.0, gt=0)
     system_prompt: str = "You are monGARS, a helpful, honest and concise AI assistant."
+    # Resilience of the HTTP providers (mongars/llm/resilience.py): retries happen only
+    # before the first token, with exponential backoff and jitter.
+    retries: int = Field(default=3, ge=0, le=20, description="after the first attempt")
+    backoff_initial_s: float = Field(default=0.1, gt=0, le=60)
+    backoff_max_s: float = Field(default=2.0, gt=0, le=300)
+    breaker_threshold: int = Field(default=5, ge=1, description="consecutive failures")
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, description="before a probe")
+    retry_after_max_s: float = Field(default=30.0, ge=0, description="longest wait honoured")
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        """Accept a JSON list or a comma/space-separated string (environment variables)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in text.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("base_url", "base_urls")
+    @classmethod
+    def _check_urls(cls, value: str | list[str]) -> str | list[str]:
+        for url in [value] if isinstance(value, str) else value:
+            if url and not is_http_url(url):
+                raise ValueError(
+                    f"{url!r} is not a valid endpoint URL: expected http:// or https:// "
+                    "and a host, e.g. http://127.0.0.1:11434"
+                )
+        return value
+
+    @property
+    def endpoints(self) -> list[str]:
+        """base_url then base_urls, without trailing slashes and duplicates."""
+        urls = [u.strip().rstrip("/") for u in [self.base_url, *self.base_urls]]
+        return list(dict.fromkeys(u for u in urls if u))
 
 
 class AuthSettings(BaseModel):
@@ -236,8 +277,13 @@ class Settings(BaseSettings):
             raise ValueError("MONGARS_SECRET_KEY must be at least 32 characters in production")
         if self.llm.max_tokens >= self.llm.context_window:
             raise ValueError("llm.max_tokens must be smaller than llm.context_window")
-        if self.llm.provider in ("ollama", "openai") and not self.llm.base_url:
-            raise ValueError(f"MONGARS_LLM__BASE_URL is required for provider {self.llm.provider}")
+        if self.llm.provider in ("ollama", "openai") and not self.llm.endpoints:
+            raise ValueError(
+                f"provider {self.llm.provider} needs at least one endpoint: set "
+                "MONGARS_LLM__BASE_URL or MONGARS_LLM__BASE_URLS (e.g. http://127.0.0.1:11434)"
+            )
+        if self.llm.backoff_initial_s > self.llm.backoff_max_s:
+            raise ValueError("llm.backoff_initial_s must not exceed llm.backoff_max_s")
         return self
 
     @property
@@ -279,3 +325,12 @@ def ensure_secret_key(settings: Settings) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(key)
     return key
+def is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+

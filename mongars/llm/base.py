@@ -78,6 +78,10 @@ class LLMProvider(ABC):
     async def prompt_overhead(self) -> int:
         """Tokens the prompt costs besides its messages (BOS, the reply cue)."""
 
+    def endpoint_states(self) -> list[dict[str, Any]]:
+        """Each endpoint and its circuit breaker (HTTP providers), for the console."""
+        return []
+
     async def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens of the whole prompt as the model will see it. Providers that render
         a chat template count the rendered prompt; others add up the estimates."""

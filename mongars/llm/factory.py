@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mongars.llm.base import LLMProvider
+from mongars.llm.resilience import Policy
 from mongars.settings import Settings
 
+if TYPE_CHECKING:
+    from mongars.observability.metrics import Metrics
 
-def create_provider(settings: Settings) -> LLMProvider:
+
+def create_provider(settings: Settings, metrics: Metrics | None = None) -> LLMProvider:
     llm = settings.llm
+    policy = Policy.from_settings(llm)  # the HTTP providers' retries and breakers
     if llm.provider == "ollama":
         from mongars.llm.ollama import OllamaProvider
 
-        return OllamaProvider(llm.base_url, llm.model, llm.context_window, llm.timeout_s)
+        return OllamaProvider(
+            llm.endpoints,
+            llm.model,
+            llm.context_window,
+            llm.timeout_s,
+            policy=policy,
+            metrics=metrics,
+        )
     if llm.provider == "openai":
         from mongars.llm.openai_compat import OpenAICompatProvider
 
         return OpenAICompatProvider(
-            llm.base_url,
+            llm.endpoints,
             llm.model,
             llm.context_window,
             llm.timeout_s,
             llm.api_key.get_secret_value(),
+            policy=policy,
+            metrics=metrics,
         )
     from mongars.llm.llamacpp import LlamaCppProvider
 

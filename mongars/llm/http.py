@@ -1,59 +1,60 @@
-"""Shared pieces of the HTTP providers: client construction and error mapping."""
+"""Shared pieces of the HTTP providers: the base class over the resilient client
+(several endpoints, breakers, retries: mongars/llm/resilience.py) and parsing helpers."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from mongars.errors import ProviderError
+from mongars.llm.base import LLMProvider
+from mongars.llm.resilience import Policy, ResilientClient
 
-from mongars.errors import ProviderError, ProviderTimeout, ProviderUnavailable
-
-
-def make_client(base_url: str, timeout_s: float, api_key: str = "") -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
-        headers=headers,
-        timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-    )
+if TYPE_CHECKING:
+    from mongars.observability.metrics import Metrics
 
 
-@asynccontextmanager
-async def provider_errors(what: str) -> AsyncIterator[None]:
-    """Turn transport failures into the provider errors the API maps to 502/503/504."""
-    try:
-        yield
-    except httpx.ConnectTimeout as exc:
-        raise ProviderUnavailable(f"{what} is unreachable (connect timed out)") from exc
-    except httpx.RemoteProtocolError as exc:  # reached, but it broke the exchange
-        raise ProviderError(f"{what} closed the connection mid-answer: {exc}") from exc
-    except httpx.TimeoutException as exc:
-        raise ProviderTimeout(f"{what} timed out") from exc
-    except httpx.TransportError as exc:
-        raise ProviderUnavailable(f"{what} is unreachable: {exc}") from exc
+class HTTPProvider(LLMProvider):
+    """A provider behind one or more HTTP endpoints: one code path for all of them."""
 
+    what: str  # how error messages name the server
+    health_path: str  # a cheap GET that answers 200 when the server is up
 
-async def raise_for_status(response: httpx.Response, what: str) -> None:
-    if response.is_success:
-        return
-    body = (await response.aread()).decode("utf-8", "replace")
-    message = body[:500]
-    try:
-        data = json.loads(body)
-        err = data.get("error", data) if isinstance(data, dict) else data
-        message = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
-    except ValueError:
-        pass
-    detail = f"{what} answered HTTP {response.status_code}: {message}"
-    if response.status_code in (429, 503):
-        raise ProviderUnavailable(detail)
-    if response.status_code == 504:
-        raise ProviderTimeout(detail)
-    raise ProviderError(detail)
+    def __init__(
+        self,
+        base_urls: str | Sequence[str],
+        timeout_s: float,
+        *,
+        api_key: str = "",
+        policy: Policy | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        self.http = ResilientClient(
+            self.name,
+            self.what,
+            [self.endpoint_root(u) for u in urls],
+            timeout_s,
+            api_key=api_key,
+            policy=policy,
+            metrics=metrics,
+        )
+
+    @staticmethod
+    def endpoint_root(url: str) -> str:
+        """The URL the provider's paths are relative to."""
+        return url.strip().rstrip("/")
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def ready(self) -> bool:
+        return await self.http.ready(self.health_path)
+
+    def endpoint_states(self) -> list[dict[str, Any]]:
+        return self.http.states()
 
 
 def estimate_tokens(text: str) -> int:

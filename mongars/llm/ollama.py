@@ -2,39 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from mongars.errors import ProviderError
-from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams, LLMProvider, StreamItem
-from mongars.llm.http import (
-    estimate_tokens,
-    make_client,
-    parse_json,
-    provider_errors,
-    raise_for_status,
-)
+from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams, StreamItem
+from mongars.llm.http import HTTPProvider, estimate_tokens, parse_json
+from mongars.llm.resilience import Policy
+
+if TYPE_CHECKING:
+    from mongars.observability.metrics import Metrics
 
 
-class OllamaProvider(LLMProvider):
+class OllamaProvider(HTTPProvider):
     name = "ollama"
+    what = "Ollama"
+    health_path = "/api/tags"
 
-    def __init__(self, base_url: str, model: str, context_window: int, timeout_s: float) -> None:
+    def __init__(
+        self,
+        base_url: str | Sequence[str],
+        model: str,
+        context_window: int,
+        timeout_s: float,
+        *,
+        policy: Policy | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         if not model:
             raise ValueError("MONGARS_LLM__MODEL must name the Ollama model")
         self.model_id = model
         self.context_window = context_window
-        self._client = make_client(base_url, timeout_s)
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-    async def ready(self) -> bool:
-        try:
-            response = await self._client.get("/api/tags", timeout=5.0)
-        except Exception:
-            return False
-        return response.is_success
+        super().__init__(base_url, timeout_s, policy=policy, metrics=metrics)
 
     async def message_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
         # Ollama exposes no tokenizer endpoint: estimate from above (documented).
@@ -43,7 +44,7 @@ class OllamaProvider(LLMProvider):
     async def prompt_overhead(self) -> int:
         return 8
 
-    async def stream(
+    def stream(
         self, messages: Sequence[ChatMessage], params: GenerationParams
     ) -> AsyncGenerator[StreamItem, None]:
         options: dict[str, Any] = {
@@ -64,26 +65,24 @@ class OllamaProvider(LLMProvider):
         }
         if params.json_schema is not None:
             body["format"] = params.json_schema
-        async with (
-            provider_errors("Ollama"),
-            self._client.stream("POST", "/api/chat", json=body) as response,
-        ):
-            await raise_for_status(response, "Ollama")
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                data = parse_json(line, "Ollama")
-                if "error" in data:
-                    raise ProviderError(f"Ollama: {data['error']}")
-                text = (data.get("message") or {}).get("content") or ""
-                logprobs = [float(lp["logprob"]) for lp in data.get("logprobs") or []]
-                if text:
-                    yield Delta(text, logprobs)
-                if data.get("done"):
-                    yield Finish(
-                        prompt_tokens=int(data.get("prompt_eval_count") or 0),
-                        completion_tokens=int(data.get("eval_count") or 0),
-                        finish_reason="length" if data.get("done_reason") == "length" else "stop",
-                    )
-                    return
+        return self.http.stream("POST", "/api/chat", body, self._read)
+
+    async def _read(self, response: httpx.Response) -> AsyncIterator[StreamItem]:
+        async for line in response.aiter_lines():
+            if not line.strip():
+                continue
+            data = parse_json(line, "Ollama")
+            if "error" in data:
+                raise ProviderError(f"Ollama: {data['error']}")
+            text = (data.get("message") or {}).get("content") or ""
+            logprobs = [float(lp["logprob"]) for lp in data.get("logprobs") or []]
+            if text:
+                yield Delta(text, logprobs)
+            if data.get("done"):
+                yield Finish(
+                    prompt_tokens=int(data.get("prompt_eval_count") or 0),
+                    completion_tokens=int(data.get("eval_count") or 0),
+                    finish_reason="length" if data.get("done_reason") == "length" else "stop",
+                )
+                return
         raise ProviderError("Ollama closed the stream before it was done")

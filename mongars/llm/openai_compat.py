@@ -2,55 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from mongars.errors import ProviderError
-from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams, LLMProvider, StreamItem
-from mongars.llm.http import (
-    estimate_tokens,
-    make_client,
-    parse_json,
-    provider_errors,
-    raise_for_status,
-)
+from mongars.errors import DomainError, ProviderError, ProviderTimeout, ProviderUnavailable
+from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams, StreamItem
+from mongars.llm.http import HTTPProvider, estimate_tokens, parse_json
+from mongars.llm.resilience import Policy
+
+if TYPE_CHECKING:
+    from mongars.observability.metrics import Metrics
+
+WHAT = "OpenAI-compatible server"
 
 
-class OpenAICompatProvider(LLMProvider):
+class OpenAICompatProvider(HTTPProvider):
     name = "openai"
+    what = WHAT
+    health_path = "/v1/models"
 
     def __init__(
-        self, base_url: str, model: str, context_window: int, timeout_s: float, api_key: str = ""
+        self,
+        base_url: str | Sequence[str],
+        model: str,
+        context_window: int,
+        timeout_s: float,
+        api_key: str = "",
+        *,
+        policy: Policy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        root = base_url.rstrip("/")
-        root = root.removesuffix("/v1")
         self.model_id = model
         self.context_window = context_window
-        self._client = make_client(root, timeout_s, api_key)
         self._tokenize_supported: bool | None = None
+        super().__init__(base_url, timeout_s, api_key=api_key, policy=policy, metrics=metrics)
+
+    @staticmethod
+    def endpoint_root(url: str) -> str:
+        return url.strip().rstrip("/").removesuffix("/v1")  # paths below name /v1 themselves
 
     async def start(self) -> None:
         if not self.model_id:  # use the server's first model
-            async with provider_errors("OpenAI-compatible server"):
-                response = await self._client.get("/v1/models")
-                await raise_for_status(response, "OpenAI-compatible server")
-            models = parse_json(response.text, "OpenAI-compatible server").get("data") or []
+            response = await self.http.request("GET", "/v1/models")
+            models = parse_json(response.text, WHAT).get("data") or []
             first = models[0] if isinstance(models, list) and models else None
             if not isinstance(first, dict) or not first.get("id"):
                 raise ProviderError("the OpenAI-compatible server lists no models")
             self.model_id = str(first["id"])
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-    async def ready(self) -> bool:
-        try:
-            response = await self._client.get("/v1/models", timeout=5.0)
-        except Exception:
-            return False
-        return response.is_success
 
     async def message_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
         return [await self._count(m.content) + 4 for m in messages]
@@ -61,20 +61,20 @@ class OpenAICompatProvider(LLMProvider):
     async def _count(self, text: str) -> int:
         """Count with the server's tokenizer (vLLM and llama.cpp expose /tokenize)."""
         if self._tokenize_supported is not False:
+            body = {"model": self.model_id, "prompt": text, "content": text}
             try:
-                response = await self._client.post(
-                    "/tokenize", json={"model": self.model_id, "prompt": text, "content": text}
-                )
-                if response.is_success:
-                    data = response.json()
-                    self._tokenize_supported = True
-                    return int(data.get("count") or len(data.get("tokens") or []))
-            except (httpx.HTTPError, ValueError):
-                pass
-            self._tokenize_supported = False
+                response = await self.http.request("POST", "/tokenize", body, retries=0)
+                data = response.json()
+                count = int(data.get("count") or len(data.get("tokens") or []))
+                self._tokenize_supported = True
+                return count
+            except (ProviderUnavailable, ProviderTimeout):
+                return estimate_tokens(text)  # down for now: ask again next time
+            except (DomainError, ValueError, AttributeError, TypeError):
+                self._tokenize_supported = False  # no tokenizer there: stop asking
         return estimate_tokens(text)
 
-    async def stream(
+    def stream(
         self, messages: Sequence[ChatMessage], params: GenerationParams
     ) -> AsyncGenerator[StreamItem, None]:
         body: dict[str, Any] = {
@@ -94,35 +94,32 @@ class OpenAICompatProvider(LLMProvider):
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": params.json_schema, "strict": True},
             }
+        return self.http.stream("POST", "/v1/chat/completions", body, self._read)
+
+    async def _read(self, response: httpx.Response) -> AsyncIterator[StreamItem]:
         finish_reason = "stop"
         usage: dict[str, Any] | None = None
-        what = "OpenAI-compatible server"
-        async with (
-            provider_errors(what),
-            self._client.stream("POST", "/v1/chat/completions", json=body) as response,
-        ):
-            await raise_for_status(response, what)
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                data = parse_json(payload, what)
-                if "error" in data:
-                    raise ProviderError(f"{what}: {data['error']}")
-                usage = data.get("usage") or usage
-                for choice in data.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content") or ""
-                    logprobs = [
-                        float(t["logprob"])
-                        for t in ((choice.get("logprobs") or {}).get("content") or [])
-                    ]
-                    if text:
-                        yield Delta(text, logprobs)
-                    finish_reason = choice.get("finish_reason") or finish_reason
-            else:
-                raise ProviderError(f"{what} closed the stream without [DONE]")
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                break
+            data = parse_json(payload, WHAT)
+            if "error" in data:
+                raise ProviderError(f"{WHAT}: {data['error']}")
+            usage = data.get("usage") or usage
+            for choice in data.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content") or ""
+                logprobs = [
+                    float(t["logprob"])
+                    for t in ((choice.get("logprobs") or {}).get("content") or [])
+                ]
+                if text:
+                    yield Delta(text, logprobs)
+                finish_reason = choice.get("finish_reason") or finish_reason
+        else:
+            raise ProviderError(f"{WHAT} closed the stream without [DONE]")
         usage = usage or {}
         yield Finish(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),

@@ -49,6 +49,32 @@ class Metrics:
             description="Generation speed of completed turns",
             explicit_bucket_boundaries_advisory=(1, 5, 10, 20, 40, 60, 80, 120, 200, 400),
         )
+        # HTTP providers (mongars/llm/resilience.py), one series per provider (ollama,
+        # openai, ray), endpoint and outcome; each generation attempt counts once.
+        self.llm_requests = meter.create_counter(
+            "llm.requests", unit="1", description="Generation requests sent to an LLM endpoint"
+        )
+        self.llm_failures = meter.create_counter(
+            "llm.failures",
+            unit="1",
+            description="Generation requests that failed (unreachable, timeout, error answer)",
+        )
+        self.llm_scaling_events = meter.create_counter(
+            "llm.scaling_events",
+            unit="1",
+            description="409/503 answers that signal scaling or overload (retried, not failures)",
+        )
+        self.llm_request_duration = meter.create_histogram(
+            "llm.request.duration",
+            unit="s",
+            description="Generation request latency, to the end of the answer or the error",
+            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+        )
+        self.llm_breaker_state = meter.create_gauge(
+            "llm.breaker.state",
+            unit="1",
+            description="Circuit breaker per endpoint: 0 closed, 1 half-open, 2 open",
+        )
         self.fact_failures = meter.create_counter(
             "memory.fact_extraction_failures",
             unit="1",

@@ -49,4 +49,6 @@ def metrics_summary(runtime: Runtime) -> dict[str, Any]:
         "ttft_seconds_sum": sums["llm_time_to_first_token_seconds_sum"],
         "ttft_count": sums["llm_time_to_first_token_seconds_count"],
         "turns": dict(turns),
+        # HTTP providers: each endpoint and its circuit breaker (closed, half-open, open).
+        "endpoints": llm.endpoint_states(),
     }

@@ -31,6 +31,7 @@ class Recorded:
     method: str
     path: str
     body: Any
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
@@ -40,6 +41,9 @@ class FakeServer:
     # Non-200 answer for the generation endpoint (body is sent as JSON).
     status: int = 200
     error_body: Any = None
+    error_headers: dict[str, str] = field(default_factory=dict)
+    # Error answers given first, one per generation request: (status, JSON body, headers).
+    queued: list[tuple[int, Any, dict[str, str]]] = field(default_factory=list)
     # Seconds to wait before answering the generation endpoint (headers included).
     delay_s: float = 0.0
     # Seconds to wait between two streamed lines.
@@ -68,8 +72,13 @@ class FakeServer:
     async def _before_answer(self) -> Response | None:
         if self.delay_s:
             await self._wait(self.delay_s)
+        if self.queued:
+            status, body, headers = self.queued.pop(0)
+            return JSONResponse(body, status_code=status, headers=headers)
         if self.status != 200:
-            return JSONResponse(self.error_body, status_code=self.status)
+            return JSONResponse(
+                self.error_body, status_code=self.status, headers=self.error_headers
+            )
         return None
 
     async def _lines(self, lines: Sequence[str]) -> AsyncIterator[str]:
