@@ -49,6 +49,13 @@ class ConversationRepository:
         )
         return list(result.scalars())
 
+    async def owned_turn(self, turn_id: int, user_id: int) -> Turn | None:
+        """The turn if it exists and belongs to ``user_id`` (whatever its status)."""
+        result = await self.session.execute(
+            select(Turn).where(Turn.id == turn_id, Turn.user_id == user_id)
+        )
+        return result.scalar_one_or_none()
+
     async def add_turn(self, turn: Turn, thread: Thread) -> Turn:
         thread.updated_at = utcnow()
         self.session.add(turn)

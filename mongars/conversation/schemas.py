@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from mongars.conversation.speech import SpeechTurn
 from mongars.errors import InvalidInput
+from mongars.feedback.schemas import FeedbackBrief
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 # Reserved for the threads the OpenAI-compatible API makes per key, so that no
@@ -99,3 +100,7 @@ class HistoryItem(BaseModel):
     response: str
     timestamp: str
     session_id: str
+    turn_id: int = Field(description="The turn (rate it at /turns/{turn_id}/feedback).")
+    feedback: FeedbackBrief | None = Field(
+        default=None, description="Your rating and suggested answer, if you gave any."
+    )

@@ -47,8 +47,10 @@ def import_all_models() -> type[Base]:
     from mongars.apikeys import models as _apikeys  # noqa: F401
     from mongars.auth import models as _auth  # noqa: F401
     from mongars.conversation import models as _conversation  # noqa: F401
+    from mongars.feedback import models as _feedback  # noqa: F401
     from mongars.memory import models as _memory  # noqa: F401
     from mongars.persona import models as _persona  # noqa: F401
     from mongars.research import models as _research  # noqa: F401
+    from mongars.training import models as _training  # noqa: F401
 
     return Base

@@ -27,6 +27,7 @@ from mongars.auth.models import User
 from mongars.db.base import utcnow
 from mongars.db.engine import unit_of_work
 from mongars.errors import DomainError, FeatureDisabled, InvalidInput, NotFound
+from mongars.feedback.repository import FeedbackRepository
 from mongars.llm.base import LLMProvider
 from mongars.memory.consolidation import Consolidator, Progress
 from mongars.memory.models import Memory
@@ -178,14 +179,15 @@ class MemoryControl:
 
     async def export(self, user: User) -> ExportOut:
         """Everything stored about the user: account, threads, turns, memories, API keys,
-        the persona profile, own documents (their text) and knowledge gaps. Never a
-        password hash, a key hash or an embedding."""
+        the persona profile, own documents (their text), knowledge gaps and feedback on
+        answers. Never a password hash, a key hash or an embedding."""
         async with unit_of_work(self.sessions) as session:
             threads, turns, memories = await MemoryRepository(session).export_rows(user.id)
             keys = await ApiKeyRepository(session).list_for_user(user.id)
             collections, documents, chunks, gaps = await DocumentRepository(session).export_rows(
                 user.id
             )
+            feedback = await FeedbackRepository(session).for_user(user.id)
             out = ExportOut(
                 exported_at=utcnow(),
                 account=AccountExport(
@@ -203,6 +205,7 @@ class MemoryControl:
                 documents=[_columns(d) for d in documents],
                 document_chunks=[_columns(c, exclude={"embedding"}) for c in chunks],
                 knowledge_gaps=[_columns(g) for g in gaps],
+                feedback=[_columns(f) for f in feedback],
             )
         if self.persona_export is not None:
             out.persona = await self.persona_export(user)

@@ -113,3 +113,5 @@ class ExportOut(BaseModel):
     documents: list[dict[str, Any]] = []
     document_chunks: list[dict[str, Any]] = []
     knowledge_gaps: list[dict[str, Any]] = []
+    # Your ratings, suggested answers and comments on answers (one per turn at most).
+    feedback: list[dict[str, Any]] = []

@@ -24,6 +24,9 @@ class Profile(Base):
     verbosity: Mapped[str | None] = mapped_column(String(16), nullable=True)
     language: Mapped[str | None] = mapped_column(String(8), nullable=True)
     emoji: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # May this user's conversations train the model? NULL: the server's default
+    # (MONGARS_TRAINING__DEFAULT_CONSENT, false unless an operator says otherwise).
+    allow_training: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     # Running style values (mongars.persona.style.Style.to_json).
     style: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     messages_observed: Mapped[int] = mapped_column(Integer, default=0)

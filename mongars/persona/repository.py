@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mongars.db.base import utcnow
@@ -32,9 +33,50 @@ class ProfileRepository:
         await self.session.flush()
         return row
 
-    async def delete(self, user_id: int) -> bool:
-        result = await self.session.execute(delete(Profile).where(Profile.user_id == user_id))
-        return bool(getattr(result, "rowcount", 0))
+    async def reset(self, user_id: int) -> None:
+        """Forget the preferences and the measured style, but not the training consent:
+        a row holding only a consent choice stays (reverting it to the server's default
+        is the user's own, separate decision)."""
+        await self.session.execute(
+            delete(Profile).where(Profile.user_id == user_id, Profile.allow_training.is_(None))
+        )
+        await self.session.execute(
+            update(Profile)
+            .where(Profile.user_id == user_id)
+            .values(
+                **dict.fromkeys(PREFERENCE_FIELDS),
+                style={},
+                messages_observed=0,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def set_training_consent(self, user_id: int, allow: bool | None) -> Profile:
+        """Set (or, with None, return to the server's default) the user's training consent."""
+        row = await self.session.get(Profile, user_id)
+        if row is None:
+            row = Profile(user_id=user_id, style={}, messages_observed=0)
+            self.session.add(row)
+        row.allow_training = allow
+        row.updated_at = utcnow()
+        await self.session.flush()
+        return row
+
+    async def training_consent(self, user_ids: Sequence[int], default: bool) -> dict[int, bool]:
+        """Each user's effective training consent, in one query: their own choice, else
+        ``default`` (the server's MONGARS_TRAINING__DEFAULT_CONSENT), also for users
+        without a profile row. Every id given is a key of the result."""
+        ids = set(user_ids)
+        if not ids:
+            return {}
+        result = await self.session.execute(
+            select(Profile.user_id, Profile.allow_training).where(
+                Profile.user_id.in_(ids), Profile.allow_training.is_not(None)
+            )
+        )
+        chosen = {user_id: bool(allow) for user_id, allow in result}
+        return {user_id: chosen.get(user_id, default) for user_id in ids}
 
     async def begin_observation(self, user_id: int) -> Profile | None:
         """Count one more observed message and return the row, write-locked.

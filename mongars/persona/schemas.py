@@ -50,6 +50,16 @@ class Preferences(BaseModel):
         return code
 
 
+class ProfileUpdate(Preferences):
+    """PUT body: the explicit preferences, and optionally the training consent."""
+
+    allow_training: bool | None = Field(
+        default=None,
+        description="May your conversations (curated and scrubbed of personal data) train "
+        "the model? null: the server's default. Left out: unchanged.",
+    )
+
+
 class MeasuredValue(BaseModel):
     value: float
     observations: int = Field(description="Messages this value was measured on.")
@@ -81,3 +91,12 @@ class ProfileOut(BaseModel):
         description="What the next turn would apply: directives and budgets, with their sources."
     )
     updated_at: str | None = None
+    allow_training: bool | None = Field(
+        default=None,
+        description="Your choice on training: true, false, or null (the server's default).",
+    )
+    allow_training_effective: bool = Field(
+        default=False,
+        description="Whether your conversations may train the model: your choice, or the "
+        "server's default (MONGARS_TRAINING__DEFAULT_CONSENT) when you made none.",
+    )

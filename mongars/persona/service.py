@@ -25,6 +25,7 @@ from mongars.persona.schemas import (
     MeasuredValue,
     Preferences,
     ProfileOut,
+    ProfileUpdate,
 )
 from mongars.persona.steering import Preferences as Prefs
 from mongars.persona.steering import ProfileData, confidence, steer
@@ -172,16 +173,27 @@ class PersonaService:
         return self._out(user.id, row)
 
     async def update(self, user: User, prefs: Preferences) -> ProfileOut:
-        """Replace the explicit preferences; measured style is kept."""
+        """Replace the explicit preferences; measured style is kept. The training consent
+        changes only when the body has ``allow_training`` (null: the server's default)."""
         async with unit_of_work(self.sessions) as session:
-            row = await ProfileRepository(session).set_preferences(user.id, prefs.model_dump())
+            repo = ProfileRepository(session)
+            row = await repo.set_preferences(user.id, prefs.model_dump())
+            if isinstance(prefs, ProfileUpdate) and "allow_training" in prefs.model_fields_set:
+                row = await repo.set_training_consent(user.id, prefs.allow_training)
         self.cache.invalidate(user.id)
         return self._out(user.id, row)
 
-    async def reset(self, user: User) -> None:
-        """Forget the profile: explicit preferences and measured style."""
+    async def set_training_consent(self, user: User, allow: bool | None) -> ProfileOut:
+        """May the user's conversations train the model? None: the server's default."""
         async with unit_of_work(self.sessions) as session:
-            await ProfileRepository(session).delete(user.id)
+            row = await ProfileRepository(session).set_training_consent(user.id, allow)
+        return self._out(user.id, row)
+
+    async def reset(self, user: User) -> None:
+        """Forget the profile: explicit preferences and measured style (the training
+        consent is a separate choice and stays)."""
+        async with unit_of_work(self.sessions) as session:
+            await ProfileRepository(session).reset(user.id)
         self.cache.invalidate(user.id)
 
     async def export(self, user: User) -> dict[str, Any]:
@@ -197,11 +209,15 @@ class PersonaService:
         llm = self.settings.llm
         plan = steer(data, self.cfg, llm.max_tokens, llm.temperature)
         explicit = Preferences.model_construct(**asdict(data.prefs))
+        allow = row.allow_training if row is not None else None
+        default = self.settings.training.default_consent
         return ProfileOut(
             explicit=explicit,
             inferred=self._inferred(data.style),
             steering=plan.record,
             updated_at=row.updated_at.isoformat() if row is not None else None,
+            allow_training=allow,
+            allow_training_effective=default if allow is None else allow,
         )
 
     def _inferred(self, style: Style) -> InferredStyle:

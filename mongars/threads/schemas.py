@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+from mongars.feedback.schemas import FeedbackBrief
 
 TITLE_MAX = 200
 
@@ -57,6 +59,9 @@ class MessageOut(BaseModel):
     completion_tokens: int
     # Document passages the answer cites, numbered as in the answer ([1], [2]...).
     citations: list[dict[str, Any]] = []
+    feedback: FeedbackBrief | None = Field(
+        default=None, description="Your rating and suggested answer, if you gave any."
+    )
 
 
 class MessagePage(BaseModel):

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mongars.auth.models import User
 from mongars.conversation.models import Thread, Turn
 from mongars.errors import InvalidInput, NotFound
+from mongars.feedback.schemas import FeedbackBrief
+from mongars.feedback.service import feedback_briefs
 from mongars.memory.repository import MemoryRepository
 from mongars.threads.repository import ThreadKey, ThreadRepository, ThreadRow, TurnHit, TurnKey
 from mongars.threads.schemas import (
@@ -31,6 +33,7 @@ _BAD_CURSOR = "malformed cursor: pass next_cursor from the previous page unchang
 
 class ThreadService:
     def __init__(self, session: AsyncSession) -> None:
+        self.session = session
         self.repo = ThreadRepository(session)
         self.memories = MemoryRepository(session)
 
@@ -57,7 +60,10 @@ class ThreadService:
         turns = await self.repo.turns(thread.id, limit + 1, after)
         page, more = turns[:limit], len(turns) > limit
         next_cursor = encode_cursor("m", page[-1].created_at, page[-1].id) if more else None
-        return MessagePage(items=[_message_out(t) for t in page], next_cursor=next_cursor)
+        feedback = await feedback_briefs(self.session, user.id, [t.id for t in page])
+        return MessagePage(
+            items=[_message_out(t, feedback.get(t.id)) for t in page], next_cursor=next_cursor
+        )
 
     async def rename(self, user: User, thread_id: str, title: str) -> ThreadOut:
         """Rename; not counted as activity, so the thread keeps its place in the list."""
@@ -110,7 +116,7 @@ def _thread_out(row: ThreadRow) -> ThreadOut:
     )
 
 
-def _message_out(t: Turn) -> MessageOut:
+def _message_out(t: Turn, feedback: FeedbackBrief | None = None) -> MessageOut:
     return MessageOut(
         turn_id=t.id,
         query=t.query,
@@ -122,6 +128,7 @@ def _message_out(t: Turn) -> MessageOut:
         prompt_tokens=t.prompt_tokens,
         completion_tokens=t.completion_tokens,
         citations=list(t.citations or []),
+        feedback=feedback,
     )
 
 

@@ -12,9 +12,11 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from mongars.auth.models import User
 from mongars.auth.schemas import Credentials
 from mongars.deps import AuthServiceDep, RuntimeDep, SessionDep
 from mongars.errors import DomainError, InvalidInput
+from mongars.persona.contributor import persona_service
 from mongars.realtime.tickets import issue_ticket
 from mongars.threads.schemas import ThreadRename
 from mongars.threads.service import ThreadService
@@ -140,21 +142,34 @@ async def logout(request: Request, auth: AuthServiceDep, principal: WebPrincipal
 # -- account -------------------------------------------------------------------------
 
 
+async def _account(
+    request: Request, runtime: RuntimeDep, user: User, error: DomainError | None = None
+) -> HTMLResponse:
+    profile = await persona_service(runtime).profile(user)  # the training consent
+    context = {"user": user, "profile": profile, "error": error.detail if error else None}
+    return render(request, "account.html", context, error.status if error else 200)
+
+
 @router.get("/account")
-async def account_page(request: Request, user: WebUser) -> HTMLResponse:
-    return render(request, "account.html", {"user": user})
+async def account_page(request: Request, runtime: RuntimeDep, user: WebUser) -> HTMLResponse:
+    return await _account(request, runtime, user)
 
 
 @router.post("/account/password", dependencies=[CsrfChecked])
 async def account_password(
-    request: Request, user: WebUser, auth: AuthServiceDep, old_password: Short, new_password: Short
+    request: Request,
+    runtime: RuntimeDep,
+    user: WebUser,
+    auth: AuthServiceDep,
+    old_password: Short,
+    new_password: Short,
 ) -> Response:
     try:
         if old_password == new_password:
             raise InvalidInput("the new password must differ from the old one")
         await auth.change_password(user, old_password, new_password)
     except DomainError as exc:
-        return render(request, "account.html", {"user": user, "error": exc.detail}, exc.status)
+        return await _account(request, runtime, user, exc)
     # Older tokens (this cookie's included) stopped working: start a new session.
     response = redirect("/account", flash="Password changed. Other sessions are logged out.")
     start_session(response, request, auth.issue_token(user)[0], auth.settings.token_ttl_minutes)

@@ -230,8 +230,10 @@ def test_messages_oldest_first_paginated_without_superseded(api: Api) -> None:
         "prompt_tokens",
         "completion_tokens",
         "citations",
+        "feedback",
     }
     assert first["citations"] == []  # no documents: nothing cited
+    assert first["feedback"] is None  # not rated
     assert first["response"] == REPLY and first["status"] == "completed"
     assert first["model"] == "scripted-model" and first["confidence"] == pytest.approx(0.5)
     assert first["prompt_tokens"] > 0 and first["completion_tokens"] == 6
