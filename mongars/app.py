@@ -24,6 +24,7 @@ from mongars.db import migrate
 from mongars.db.engine import create_engine, create_session_factory, ping, unit_of_work
 from mongars.deps import RuntimeDep
 from mongars.errors import install_error_handlers
+from mongars.feedback.endpoints import router as feedback_router
 from mongars.llm.base import LLMProvider
 from mongars.llm.factory import create_provider
 from mongars.media.captioning import load_caption_contributor
@@ -46,11 +47,15 @@ from mongars.research.setup import start_documents
 from mongars.runtime import Runtime
 from mongars.settings import Settings, ensure_secret_key
 from mongars.threads.endpoints import router as threads_router
+from mongars.training.endpoints import router as training_router
+from mongars.training.setup import start_training
 from mongars.web.admin_endpoints import router as web_admin_router
 from mongars.web.endpoints import router as web_router
+from mongars.web.feedback_endpoints import router as web_feedback_router
 from mongars.web.memory_endpoints import router as web_memory_router
 from mongars.web.render import STATIC_DIR
 from mongars.web.security import ConsoleSecurityHeaders
+from mongars.web.training_endpoints import router as web_training_router
 
 log = logging.getLogger("mongars")
 
@@ -96,6 +101,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(conversation_router)
     app.include_router(threads_router)
+    app.include_router(feedback_router)
     app.include_router(apikeys_router)
     app.include_router(openai_router)
     app.include_router(realtime_router)
@@ -104,10 +110,13 @@ def create_app(
     app.include_router(persona_router)
     app.include_router(media_router)
     app.include_router(documents_router)
+    app.include_router(training_router)
     # Operator console (server-rendered pages + vendored static assets).
     app.include_router(web_router)
     app.include_router(web_memory_router)
+    app.include_router(web_feedback_router)
     app.include_router(web_admin_router)
+    app.include_router(web_training_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operational_routes(app)
     return app
@@ -166,6 +175,9 @@ async def build_runtime(
         except BaseException:
             await dispose_runtime(runtime)
             raise
+    runtime.training = await start_training(
+        sessions, settings, secret, metrics, busy=lambda: runtime.generating > 0
+    )
     if users == 0:
         runtime.setup_token = secrets.token_urlsafe(24)
         log.warning(
@@ -180,6 +192,8 @@ async def build_runtime(
 
 async def dispose_runtime(runtime: Runtime) -> None:
     await runtime.hub.close()
+    if runtime.training is not None:
+        await runtime.training.stop()
     if runtime.documents is not None:
         await runtime.documents.stop()
     if runtime.memory is not None:

@@ -1,4 +1,5 @@
-"""`mongars serve | chat | users | db | model | memory | docs | bench` (Typer)."""
+"""`mongars serve | chat | users | db | model | memory | docs | datasets | train | mlflow |
+bench` (Typer)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from mongars.bench.cli import bench_app
 from mongars.offline import quiet_libraries
 from mongars.research.cli import docs_app
 from mongars.settings import Settings
+from mongars.training.cli import datasets_app
+from mongars.training.commands import mlflow_app, register_dataset_commands, train
 
 app = typer.Typer(
     help="monGARS: a privacy-first, self-hosted AI assistant server.", no_args_is_help=True
@@ -34,6 +37,10 @@ memory_app = typer.Typer(help="Long-term memory upkeep (docs/memory.md).", no_ar
 app.add_typer(memory_app, name="memory")
 
 app.add_typer(docs_app, name="docs")
+register_dataset_commands(datasets_app)
+app.add_typer(datasets_app, name="datasets")
+app.command("train")(train)
+app.add_typer(mlflow_app, name="mlflow")
 
 console = Console(stderr=True)
 T = TypeVar("T")

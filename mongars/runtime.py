@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mongars.conversation.plan import TurnContributor
     from mongars.memory.setup import MemorySystem
     from mongars.research.setup import DocumentSystem
+    from mongars.training.setup import TrainingSystem
 
 
 @dataclass
@@ -36,6 +37,9 @@ class Runtime:
     contributors: list[TurnContributor] = field(default_factory=list)
     memory: MemorySystem | None = None
     documents: DocumentSystem | None = None
+    training: TrainingSystem | None = None
+    # Answers being generated now in this process (the training worker yields to them).
+    generating: int = 0
     _hub: GenerationHub | None = None
 
     @property

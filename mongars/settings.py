@@ -226,6 +226,37 @@ class ResearchSettings(BaseModel):
     allow_private_hosts: list[str] = []
 
 
+class TrainingSettings(BaseModel):
+    """The learning loop: consent, curation policy, governance and the LoRA trainer
+    (docs/training.md)."""
+
+    # Privacy first: nobody's conversations train the model unless they say so.
+    default_consent: bool = False
+    # Default curation policy (a dataset request may override each).
+    min_confidence: float = Field(default=0.8, ge=0.0, le=1.0, description="unrated answers")
+    include_unrated: bool = True
+    held_out_share: float = Field(default=0.1, ge=0.0, lt=1.0, description="of conversations")
+    # Governance: a dataset below min_records is quarantined; above max_records refused.
+    min_records: int = Field(default=20, ge=1)
+    max_records: int = Field(default=50_000, ge=1)
+    retention_days: int = Field(default=90, ge=1, description="datasets older are deleted")
+    # Trainer defaults (a run request may set max_steps).
+    max_steps: int = Field(default=200, ge=1, le=100_000)
+    batch_size: int = Field(default=4, ge=1, le=256)
+    seq_len: int = Field(default=256, ge=16, le=8192)
+    learning_rate: float = Field(default=2e-4, gt=0, le=1.0)
+    lora_r: int = Field(default=8, ge=1, le=256)
+    lora_alpha: int = Field(default=16, ge=1, le=1024)
+    checkpoint_every: int = Field(default=10, ge=1)
+    threads: int = Field(default=0, ge=0, description="0 = all cores")
+    threads_when_busy: int = Field(default=1, ge=1, description="while users chat")
+    nice: int = Field(default=10, ge=0, le=19)
+    min_free_disk_mb: int = Field(default=500, ge=0)
+    mlflow: bool = True  # runs tracked in <data_dir>/mlflow (sqlite store)
+    # Energy estimate: CPU seconds x this (a busy laptop/server core draws ~10-20 W).
+    watts_per_core: float = Field(default=15.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MONGARS_",
@@ -259,6 +290,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = MemorySettings()
     persona: PersonaSettings = PersonaSettings()
     research: ResearchSettings = ResearchSettings()
+    training: TrainingSettings = TrainingSettings()
     # Image input: a BLIP captioning model directory (transformers); empty = no image input.
     caption_model: str = ""
     caption_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="decoded image")
@@ -304,6 +336,15 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'mongars.db').resolve()}"
 
 
+def is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def ensure_secret_key(settings: Settings) -> str:
     """Return the signing secret, generating and storing one (mode 0600) if unset.
 
@@ -325,12 +366,3 @@ def ensure_secret_key(settings: Settings) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(key)
     return key
-def is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-

@@ -83,6 +83,25 @@ def bench_qa(
     run_bench_qa(dataset, limit, seed, max_tokens, memory_tokens)
 
 
+@bench_app.command("train")
+def bench_train(
+    dataset: Annotated[Path, typer.Option(help="LoCoMo locomo10.json")] = Path(
+        "../shared/data/locomo/locomo10.json"
+    ),
+    examples: Annotated[int, typer.Option(min=1, help="Training examples (1 epoch)")] = 200,
+    seq_len: Annotated[int, typer.Option(min=16, help="Tokens per example")] = 256,
+    batch: Annotated[int, typer.Option(min=1, help="Examples per step")] = 4,
+    mntp_steps: Annotated[int, typer.Option(min=0, help="MNTP steps (0: skip MNTP)")] = 20,
+) -> None:
+    """LoRA SFT on LoCoMo dialogue: time, speed, peak RSS, held-out perplexity base vs
+    adapter, resume after kill -9, and the MNTP objective's figures."""
+    from mongars.bench.train import run_bench_train
+
+    if not dataset.is_file():
+        raise _fail(f"dataset not found: {dataset}")
+    run_bench_train(dataset, examples, seq_len, batch, mntp_steps)
+
+
 @bench_app.command("persona")
 def bench_persona(
     turns: Annotated[int, typer.Option(help="Real turns per side (with / without persona)")] = 10,

@@ -36,6 +36,7 @@ from mongars.errors import (
     NotFound,
     ProviderError,
 )
+from mongars.feedback.service import feedback_briefs
 from mongars.llm.base import Finish, GenerationParams, mean_probability
 from mongars.runtime import Runtime
 
@@ -199,6 +200,7 @@ class ChatService:
         first_token: float | None = None
         guard = ScaffoldingGuard()  # what may end an answer (hygiene.py)
         gen_start = time.perf_counter()
+        self.runtime.generating += 1  # a training worker uses fewer threads meanwhile
         try:
             async with aclosing(self.llm.stream(turn.prompt.messages, params)) as stream:
                 async for item in stream:
@@ -235,6 +237,8 @@ class ChatService:
                         status="cancelled",
                     )
             raise
+        finally:
+            self.runtime.generating -= 1
         if guard.cut is not None:
             self.runtime.metrics.scaffolding_cuts.add(1, {"kind": guard.cut.kind})
             if turn.plan is not None:
@@ -362,6 +366,7 @@ class ChatService:
     async def history(self, user: User, limit: int, session_id: str | None) -> list[HistoryItem]:
         async with unit_of_work(self.runtime.sessions) as session:
             turns = await ConversationRepository(session).history(user.id, limit, session_id)
+            feedback = await feedback_briefs(session, user.id, [t.id for t in turns])
             return [
                 HistoryItem(
                     user_id=user.username,
@@ -369,6 +374,8 @@ class ChatService:
                     response=t.response,
                     timestamp=t.created_at.isoformat(),
                     session_id=t.thread_id,
+                    turn_id=t.id,
+                    feedback=feedback.get(t.id),
                 )
                 for t in turns
             ]

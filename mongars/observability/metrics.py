@@ -88,11 +88,39 @@ class Metrics:
         self.turns = meter.create_counter(
             "chat.turns", unit="1", description="Chat turns by outcome"
         )
+        self.feedback = meter.create_counter(
+            "feedback",
+            unit="1",
+            description="Answer feedback given, by rating: up, down, none (a correction or "
+            "comment only), removed",
+        )
         self.scaffolding_cuts = meter.create_counter(
             "chat.scaffolding_cut",
             unit="1",
             description="Answers cut where prompt scaffolding began (role labels, "
             "memory lines, context headers, template tokens), by kind",
+        )
+
+        # The learning loop (values the trainer child process reports each step).
+        self.training_steps = meter.create_counter(
+            "training.steps", unit="1", description="Optimiser steps done by training runs"
+        )
+        self.training_tokens = meter.create_counter(
+            "training.tokens", unit="1", description="Tokens trained on by training runs"
+        )
+        self.training_steps_per_second = meter.create_gauge(
+            "training.steps_per_second", unit="1/s", description="Current training run speed"
+        )
+        self.training_tokens_per_second = meter.create_gauge(
+            "training.tokens_per_second", unit="1/s", description="Current training throughput"
+        )
+        self.training_loss = meter.create_gauge(
+            "training.loss", unit="1", description="Last training loss of the current run"
+        )
+        self.training_energy = meter.create_counter(
+            "training.energy",
+            unit="J",
+            description="Training energy estimated from CPU time (x watts_per_core)",
         )
 
     def render(self) -> bytes:
