@@ -18,7 +18,8 @@ from tests.training.test_datasets_api import chat, consent, curate, users
 R = "/api/v1/training/runs"
 TINY = {"batch_size": 2, "seq_len": 64, "checkpoint_every": 1, "threads": 2}
 
-pytestmark = [pytest.mark.model, pytest.mark.slow]
+# A run loads the model twice (train, evaluate); on a busy 2-core machine that is minutes.
+pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
