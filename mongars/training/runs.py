@@ -95,7 +95,7 @@ class RunService:
                 await repo.update_run(run, status="pausing")
             elif run.status not in ("pausing", "paused"):
                 raise RunStateConflict(f"run {run_id} is {run.status}: only a running run pauses")
-        self.supervisor.signal_pause(run_id)
+        self.supervisor.signal_pause(run_id, run.pid)
         return await self.get(run_id)
 
     async def resume(self, run_id: str, actor: str) -> RunOut:
@@ -121,7 +121,7 @@ class RunService:
             await repo.audit(actor, "training.run.cancel", run_id, f"was {run.status}")
             if run.status in ("completed", "cancelled"):
                 raise RunStateConflict(f"run {run_id} is already {run.status}")
-            await self.supervisor.kill(run_id)
+            await self.supervisor.kill(run_id, run.pid)
             await repo.update_run(run, status="cancelled", finished_at=utcnow(), eta_s=None)
         # Nothing half-written stays: checkpoints and partial adapters go.
         shutil.rmtree(self.supervisor.run_dir(run_id) / "checkpoints", ignore_errors=True)

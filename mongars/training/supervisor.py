@@ -113,15 +113,21 @@ class RunSupervisor:
         self._listener = on_event
         await asyncio.shield(watch.task)
 
-    def signal_pause(self, run_id: str) -> None:
+    def signal_pause(self, run_id: str, pid: int | None) -> None:
+        """The worker checkpoints at its next step, then exits. ``pid`` (the run's row)
+        reaches a worker another process started (the CLI's, or a previous server's)."""
         watch = self._watches.get(run_id)
-        if watch is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(watch.pid, signal.SIGTERM)  # the worker checkpoints, then exits
+        target = watch.pid if watch is not None else pid
+        if target:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(target, signal.SIGTERM)
 
-    async def kill(self, run_id: str) -> None:
+    async def kill(self, run_id: str, pid: int | None) -> None:
         watch = self._watches.pop(run_id, None)
         if watch is None:
+            if pid and _alive(pid):  # started elsewhere: its own process group
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(watch.pid, signal.SIGKILL)
