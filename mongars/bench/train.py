@@ -60,9 +60,7 @@ def build_dataset(path: Path, folder: Path, train_n: int, held_n: int) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in train + held))
-    import hashlib
-
-    return hashlib.sha256(data.read_bytes()).hexdigest()
+    return run_spec.file_sha256(data)
 
 
 def write_spec(run_dir: Path, dataset: Path, sha: str, base: Path, config: dict[str, Any],

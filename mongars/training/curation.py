@@ -19,6 +19,7 @@ from mongars.db.base import utcnow
 from mongars.training.repository import Candidate
 from mongars.training.schemas import DatasetPolicy, Violation
 from mongars.training.scrub import SCRUBBER_VERSION, Scrubber
+from mongars.training.spec import file_sha256
 
 NODE_FILE = "node_id"
 
@@ -195,11 +196,6 @@ def build_records(
     return built
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def write_dataset(
     root: Path, dataset_id: str, built: Built, policy: Policy, status: str
 ) -> tuple[Path, str]:
@@ -217,7 +213,7 @@ def write_dataset(
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        sha = _sha256(data)
+        sha = file_sha256(data)
         manifest = {
             "id": dataset_id,
             "format": "chat-messages-jsonl",

@@ -19,6 +19,7 @@ from mongars.training.schemas import (
     RunOut,
     RunPage,
 )
+from mongars.training.setup import TrainingSystem
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"])
 
@@ -26,16 +27,21 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
-def get_datasets(runtime: RuntimeDep) -> DatasetService:
+def get_training(runtime: RuntimeDep) -> TrainingSystem:
     if runtime.training is None:
         raise FeatureDisabled("training is not available on this server")
-    return runtime.training.datasets
+    return runtime.training
 
 
-def get_runs(runtime: RuntimeDep) -> RunService:
-    if runtime.training is None:
-        raise FeatureDisabled("training is not available on this server")
-    return runtime.training.runs
+TrainingDep = Annotated[TrainingSystem, Depends(get_training)]
+
+
+def get_datasets(training: TrainingDep) -> DatasetService:
+    return training.datasets
+
+
+def get_runs(training: TrainingDep) -> RunService:
+    return training.runs
 
 
 DatasetsDep = Annotated[DatasetService, Depends(get_datasets)]

@@ -3,6 +3,7 @@ CLI) and read by the worker process. JSON only, so both sides stay independent."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -97,15 +98,15 @@ def check_checkpoint(run_dir: Path) -> None:
     """Before a resume: if the run wrote checkpoints, one of them must be intact (a
     corrupt checkpoint is refused now, not after the worker starts). A run paused
     before its first checkpoint starts again from step 0."""
-    from mongars.training.checkpoint import CheckpointError, checkpoint_dirs, verify
+    from mongars.training.checkpoint import CheckpointError, latest_checkpoint
 
-    dirs = checkpoint_dirs(run_dir / "checkpoints")
-    errors = []
-    for path in reversed(dirs):
-        try:
-            verify(path)
-            return
-        except CheckpointError as exc:
-            errors.append(str(exc))
-    if errors:
-        raise CheckpointCorrupt("cannot resume, no intact checkpoint: " + "; ".join(errors))
+    try:
+        latest_checkpoint(run_dir)
+    except CheckpointError as exc:
+        raise CheckpointCorrupt(f"cannot resume: {exc}") from exc
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a dataset or adapter file (the manifest's, the run's, the bench's)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -27,8 +27,6 @@ from mongars.training.repository import TrainingRepository
 log = logging.getLogger("mongars.training")
 
 POLL_S = 0.5
-# The worker exits with this status after a pause request (a checkpoint is written).
-EXIT_PAUSED = 75
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mongars.training import spec as run_spec
+from mongars.training.spec import file_sha256
 
 EXIT_PAUSED = 75
 
@@ -62,11 +62,6 @@ class Controls:
             torch.set_num_threads(self.want)
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def run(run_dir: Path, resume: bool) -> int:
     spec = run_spec.read(run_dir)
     events = Events(run_dir / run_spec.PROGRESS, spec["objective"])
@@ -83,7 +78,7 @@ def run(run_dir: Path, resume: bool) -> int:
     tracker = None
     try:
         data = Path(spec["dataset_dir"]) / "data.jsonl"
-        if _sha256(data) != spec["dataset_sha256"]:
+        if file_sha256(data) != spec["dataset_sha256"]:
             raise RuntimeError(f"dataset {spec['dataset_id']} changed on disk since curation")
         from mongars.training.tracking import Tracker
         from mongars.training.trainer import TrainConfig, train
@@ -162,7 +157,7 @@ def run(run_dir: Path, resume: bool) -> int:
         scalar = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
         tracker.metrics(scalar, result.step)
         adapter = run_dir / run_spec.ADAPTER
-        sha = _sha256(adapter) if adapter.exists() else None
+        sha = file_sha256(adapter) if adapter.exists() else None
         tracker.artifact(adapter)
         tracker.end("FINISHED")
         events.emit("done", metrics=metrics, adapter_sha256=sha, step=result.step)

@@ -8,24 +8,18 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mongars.deps import RuntimeDep
-from mongars.errors import FeatureDisabled
+from mongars.training.endpoints import TrainingDep
 from mongars.training.schemas import DatasetPolicy, RunCreate
-from mongars.training.setup import TrainingSystem
 from mongars.web.render import HtmlRoute, redirect, render
 from mongars.web.session import CsrfChecked, WebAdmin
 
 router = APIRouter(prefix="/admin/training", route_class=HtmlRoute, include_in_schema=False)
 
 
-def _system(runtime: RuntimeDep) -> TrainingSystem:
-    if runtime.training is None:
-        raise FeatureDisabled("training is not available on this server")
-    return runtime.training
-
-
 @router.get("")
-async def training_page(request: Request, user: WebAdmin, runtime: RuntimeDep) -> HTMLResponse:
-    system = _system(runtime)
+async def training_page(
+    request: Request, user: WebAdmin, runtime: RuntimeDep, system: TrainingDep
+) -> HTMLResponse:
     datasets = await system.datasets.page(None, 50)
     runs = await system.runs.page(None, 50)
     active = any(r.status in ("queued", "running", "pausing") for r in runs.items)
@@ -45,37 +39,37 @@ async def training_page(request: Request, user: WebAdmin, runtime: RuntimeDep) -
 @router.post("/datasets", dependencies=[CsrfChecked])
 async def curate(
     user: WebAdmin,
-    runtime: RuntimeDep,
+    training: TrainingDep,
     min_confidence: Annotated[float, Form(ge=0, le=1)],
     include_unrated: Annotated[bool, Form()] = False,
 ) -> Response:
     policy = DatasetPolicy(min_confidence=min_confidence, include_unrated=include_unrated)
-    d = await _system(runtime).datasets.curate(policy, user.id, user.username)
+    d = await training.datasets.curate(policy, user.id, user.username)
     return redirect("/admin/training", flash=f"Dataset {d.id}: {d.status}, {d.records} records.")
 
 
 @router.post("/datasets/{dataset_id}/delete", dependencies=[CsrfChecked])
-async def delete_dataset(dataset_id: str, user: WebAdmin, runtime: RuntimeDep) -> Response:
-    await _system(runtime).datasets.delete(dataset_id, user.username)
+async def delete_dataset(dataset_id: str, user: WebAdmin, training: TrainingDep) -> Response:
+    await training.datasets.delete(dataset_id, user.username)
     return redirect("/admin/training", flash=f"Dataset {dataset_id} deleted.")
 
 
 @router.post("/runs", dependencies=[CsrfChecked])
 async def start_run(
     user: WebAdmin,
-    runtime: RuntimeDep,
+    training: TrainingDep,
     dataset_id: Annotated[str, Form(max_length=32)],
     max_steps: Annotated[int, Form(ge=1, le=100_000)],
 ) -> Response:
-    run = await _system(runtime).runs.start(
+    run = await training.runs.start(
         RunCreate(dataset_id=dataset_id, max_steps=max_steps), user.id, user.username
     )
     return redirect("/admin/training", flash=f"Training run {run.id} started.")
 
 
 @router.post("/runs/{run_id}/{action}", dependencies=[CsrfChecked])
-async def run_action(run_id: str, action: str, user: WebAdmin, runtime: RuntimeDep) -> Response:
-    runs = _system(runtime).runs
+async def run_action(run_id: str, action: str, user: WebAdmin, training: TrainingDep) -> Response:
+    runs = training.runs
     if action == "pause":
         await runs.pause(run_id, user.username)
     elif action == "resume":
