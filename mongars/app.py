@@ -45,6 +45,9 @@ from mongars.realtime.endpoints import router as realtime_router
 from mongars.research.endpoints import router as documents_router
 from mongars.research.setup import start_documents
 from mongars.runtime import Runtime
+from mongars.scheduler.endpoints import router as jobs_router
+from mongars.scheduler.middleware import ActivityMiddleware
+from mongars.scheduler.setup import start_scheduler
 from mongars.settings import Settings, ensure_secret_key
 from mongars.threads.endpoints import router as threads_router
 from mongars.training.endpoints import router as training_router
@@ -52,6 +55,7 @@ from mongars.training.setup import start_training
 from mongars.web.admin_endpoints import router as web_admin_router
 from mongars.web.endpoints import router as web_router
 from mongars.web.feedback_endpoints import router as web_feedback_router
+from mongars.web.jobs_endpoints import router as web_jobs_router
 from mongars.web.memory_endpoints import router as web_memory_router
 from mongars.web.render import STATIC_DIR
 from mongars.web.security import ConsoleSecurityHeaders
@@ -96,6 +100,7 @@ def create_app(
     uploads = {"/api/v1/documents": upload_limit, "/documents/upload": upload_limit}
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit, routes=uploads)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(ActivityMiddleware)  # the idle gate's user activity
     app.add_middleware(ConsoleSecurityHeaders)  # CSP etc. on the console's pages only
     install_error_handlers(app)
     app.include_router(auth_router)
@@ -111,12 +116,14 @@ def create_app(
     app.include_router(media_router)
     app.include_router(documents_router)
     app.include_router(training_router)
+    app.include_router(jobs_router)
     # Operator console (server-rendered pages + vendored static assets).
     app.include_router(web_router)
     app.include_router(web_memory_router)
     app.include_router(web_feedback_router)
     app.include_router(web_admin_router)
     app.include_router(web_training_router)
+    app.include_router(web_jobs_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operational_routes(app)
     return app
@@ -178,6 +185,13 @@ async def build_runtime(
     runtime.training = await start_training(
         sessions, settings, secret, metrics, busy=lambda: runtime.generating > 0
     )
+    runtime.busy_hooks.append(runtime.training.supervisor.freeze)
+    if settings.scheduler.enabled:  # last: its jobs use everything above
+        try:
+            runtime.scheduler = await start_scheduler(runtime)
+        except BaseException:
+            await dispose_runtime(runtime)
+            raise
     if users == 0:
         runtime.setup_token = secrets.token_urlsafe(24)
         log.warning(
@@ -191,6 +205,9 @@ async def build_runtime(
 
 
 async def dispose_runtime(runtime: Runtime) -> None:
+    if runtime.scheduler is not None:  # first: its jobs use everything below
+        await runtime.scheduler.stop()
+        runtime.scheduler = None
     await runtime.hub.close()
     if runtime.training is not None:
         await runtime.training.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from mongars.conversation.plan import TurnContributor
     from mongars.memory.setup import MemorySystem
     from mongars.research.setup import DocumentSystem
+    from mongars.scheduler.service import Scheduler
     from mongars.training.setup import TrainingSystem
 
 
@@ -38,9 +40,24 @@ class Runtime:
     memory: MemorySystem | None = None
     documents: DocumentSystem | None = None
     training: TrainingSystem | None = None
+    scheduler: Scheduler | None = None
     # Answers being generated now in this process (the training worker yields to them).
     generating: int = 0
+    # Called with True when this process starts generating, False when it stops.
+    busy_hooks: list[Callable[[bool], None]] = field(default_factory=list)
     _hub: GenerationHub | None = None
+
+    def generation_started(self) -> None:
+        self.generating += 1
+        if self.generating == 1:
+            for hook in self.busy_hooks:
+                hook(True)
+
+    def generation_ended(self) -> None:
+        self.generating -= 1
+        if self.generating == 0:
+            for hook in self.busy_hooks:
+                hook(False)
 
     @property
     def hub(self) -> GenerationHub:

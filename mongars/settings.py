@@ -154,10 +154,10 @@ class MemorySettings(BaseModel):
     cache_results_ttl_s: float = Field(default=600.0, gt=0)
     cache_embeddings_ttl_s: float = Field(default=7 * 86400.0, gt=0)
     facts: bool = False  # fact extraction (off by default for the tiny embedded model)
-    # Retention: memory kind -> days kept (0 or absent = forever), applied daily and by
-    # `mongars memory retention`; e.g. MONGARS_MEMORY__RETENTION_DAYS='{"turn": 365}'.
+    # Retention: memory kind -> days kept (0 or absent = forever), applied daily by the
+    # scheduler's memory.retention job and by `mongars memory retention`;
+    # e.g. MONGARS_MEMORY__RETENTION_DAYS='{"turn": 365}'.
     retention_days: dict[str, NonNegativeInt] = {}
-    retention_interval_s: float = Field(default=86400.0, gt=0, description="between passes")
     # Consolidation (`mongars memory consolidate`): near-duplicates of one kind at or
     # above this cosine similarity are merged into the newest one ...
     dedupe_similarity: float = Field(default=0.95, gt=0.0, le=1.0)
@@ -250,11 +250,56 @@ class TrainingSettings(BaseModel):
     checkpoint_every: int = Field(default=10, ge=1)
     threads: int = Field(default=0, ge=0, description="0 = all cores")
     threads_when_busy: int = Field(default=1, ge=1, description="while users chat")
-    nice: int = Field(default=10, ge=0, le=19)
+    # Stop the worker (SIGSTOP) while this process generates an answer, continue after.
+    freeze_while_generating: bool = True
+    nice: int = Field(default=19, ge=0, le=19)  # and SCHED_IDLE where the kernel allows
     min_free_disk_mb: int = Field(default=500, ge=0)
     mlflow: bool = True  # runs tracked in <data_dir>/mlflow (sqlite store)
     # Energy estimate: CPU seconds x this (a busy laptop/server core draws ~10-20 W).
     watts_per_core: float = Field(default=15.0, ge=0)
+
+
+class SchedulerSettings(BaseModel):
+    """Sommeil Paradoxal: the one scheduler of background work (docs/jobs.md)."""
+
+    enabled: bool = True
+    # The machine is idle once no chat, WebSocket or API request came for this long...
+    idle_after_s: float = Field(default=600.0, ge=0)
+    # ... and CPU pressure is low: PSI "some avg10" (%) where the kernel has it,
+    max_cpu_pressure: float = Field(default=20.0, ge=0, le=100)
+    # else the 1-minute load average per core.
+    max_load_per_core: float = Field(default=0.7, ge=0)
+    # Off: idle-only jobs run whenever they are due (benchmarks' worst case).
+    idle_gate: bool = True
+    # How often a running idle job checks whether a user came back.
+    yield_check_s: float = Field(default=0.5, gt=0)
+    # Activity is shared across processes through the database, at most this often.
+    activity_write_s: float = Field(default=5.0, ge=0)
+    # When the idle cycle looks for work (6 fields: with seconds).
+    cycle_schedule: str = "0 * * * * *"
+    # Cron overrides per job name, e.g. {"memory.retention": "0 3 * * *"}.
+    schedules: dict[str, str] = {}
+    # Jobs that never run (their schedule is paused at start).
+    disabled: list[str] = []
+    # A run's budgets: it stops (yields) at its first step past either; goes on next run.
+    budget_s: float = Field(default=3600.0, gt=0)
+    energy_budget_wh: float = Field(default=100.0, gt=0)
+    # Curate a dataset once this many new consented, rated or corrected turns exist.
+    curate_min_feedback: int = Field(default=20, ge=1)
+    # Train automatically on a new approved (not quarantined) dataset.
+    auto_train: bool = True
+    # Users active within this many hours get their memory index warmed.
+    warm_recent_h: float = Field(default=24.0, ge=0)
+    # Finished job runs (and DBOS workflow records) are kept this many days.
+    keep_runs_days: int = Field(default=30, ge=1)
+    # Identifies this scheduler to DBOS: a restarted leader recovers its workflows.
+    executor_id: str = "mongars-scheduler"
+    # How often a process that does not lead checks whether the leader is gone.
+    leader_check_s: float = Field(default=10.0, gt=0)
+    # "module:function" returning more JobSpecs (custom jobs; tests use it).
+    plugins: list[str] = []
+    # RAPL sysfs root (energy counters); where unreadable, CPU seconds x watts_per_core.
+    rapl_root: Path = Path("/sys/class/powercap")
 
 
 class Settings(BaseSettings):
@@ -291,6 +336,7 @@ class Settings(BaseSettings):
     persona: PersonaSettings = PersonaSettings()
     research: ResearchSettings = ResearchSettings()
     training: TrainingSettings = TrainingSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     # Image input: a BLIP captioning model directory (transformers); empty = no image input.
     caption_model: str = ""
     caption_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="decoded image")

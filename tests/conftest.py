@@ -37,6 +37,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "memory": {"enabled": False},
         # Documents too (they share that model): on where a test asks for them.
         "research": {"documents": False},
+        # The scheduler (DBOS, one per process): on in tests/scheduler and where asked.
+        "scheduler": {"enabled": False},
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]

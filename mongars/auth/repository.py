@@ -35,6 +35,9 @@ class UserRepository:
         result = await self.session.execute(select(User.username).order_by(User.username))
         return list(result.scalars())
 
+    async def admin_ids(self) -> list[int]:
+        return list(await self.session.scalars(select(User.id).where(User.is_admin.is_(True))))
+
     async def list_all(self) -> list[User]:
         result = await self.session.execute(select(User).order_by(User.username))
         return list(result.scalars())

@@ -19,6 +19,18 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+@bench_app.command("sommeil")
+def bench_sommeil(
+    rounds: Annotated[int, typer.Option(help="Streamed answers per side")] = 8,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per answer")] = 48,
+    train_steps: Annotated[int, typer.Option(help="Training steps of the background run")] = 400,
+) -> None:
+    """Time to first token idle vs while training; how fast training yields to a user."""
+    from mongars.bench.sommeil import run_bench_sommeil
+
+    run_bench_sommeil(rounds, max_tokens, train_steps)
+
+
 @bench_app.command("chat")
 def bench_chat(
     runs: Annotated[int, typer.Option(help="Measured generations per side")] = 5,

@@ -53,7 +53,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def create_users(settings: Settings, names: Sequence[str]) -> None:
+def create_users(settings: Settings, names: Sequence[str], admins: Sequence[str] = ()) -> None:
     """Migrate the bench database and create accounts (password PASSWORD)."""
     from mongars.auth.service import AuthService
     from mongars.db import migrate
@@ -66,7 +66,7 @@ def create_users(settings: Settings, names: Sequence[str]) -> None:
         async with unit_of_work(create_session_factory(engine)) as session:
             auth = AuthService(session, settings.auth, "unused")
             for name in names:
-                await auth.create_user(name, PASSWORD, is_admin=False)
+                await auth.create_user(name, PASSWORD, is_admin=name in admins)
         await engine.dispose()
 
     asyncio.run(go())

@@ -200,7 +200,7 @@ class ChatService:
         first_token: float | None = None
         guard = ScaffoldingGuard()  # what may end an answer (hygiene.py)
         gen_start = time.perf_counter()
-        self.runtime.generating += 1  # a training worker uses fewer threads meanwhile
+        self.runtime.generation_started()  # a training worker waits meanwhile
         try:
             async with aclosing(self.llm.stream(turn.prompt.messages, params)) as stream:
                 async for item in stream:
@@ -238,7 +238,7 @@ class ChatService:
                     )
             raise
         finally:
-            self.runtime.generating -= 1
+            self.runtime.generation_ended()
         if guard.cut is not None:
             self.runtime.metrics.scaffolding_cuts.add(1, {"kind": guard.cut.kind})
             if turn.plan is not None:

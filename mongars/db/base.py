@@ -51,6 +51,7 @@ def import_all_models() -> type[Base]:
     from mongars.memory import models as _memory  # noqa: F401
     from mongars.persona import models as _persona  # noqa: F401
     from mongars.research import models as _research  # noqa: F401
+    from mongars.scheduler import models as _scheduler  # noqa: F401
     from mongars.training import models as _training  # noqa: F401
 
     return Base

@@ -5,9 +5,10 @@ indexing writes and facts kept here."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 
 from mongars.conversation.models import Turn
 from mongars.memory.control_repository import ControlRepository
@@ -55,6 +56,22 @@ class MemoryRepository(SearchRepository, ControlRepository):
             .limit(limit)
         )
         return [(int(r[0]), str(r[1])) for r in rows]
+
+    async def recent_queries(self, since: datetime, limit: int) -> list[tuple[int, str]]:
+        """(user, their latest question) for users who asked something since ``since``."""
+        newest = (
+            select(Turn.user_id, func.max(Turn.id).label("last"))
+            .where(Turn.created_at >= since, Turn.status == "completed")
+            .group_by(Turn.user_id)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(Turn.user_id, Turn.query)
+            .join(newest, Turn.id == newest.c.last)
+            .order_by(Turn.id.desc())
+            .limit(limit)
+        )
+        return [(int(u), str(q)) for u, q in rows]
 
     async def unindexed_turns(self, limit: int) -> list[Turn]:
         """Completed turns that have no memory yet (e.g. a crash right after answering)."""

@@ -6,18 +6,16 @@ a kind that is absent, or set to 0, is kept forever. Age is measured from
 repository, so full-text entries go with the rows and the user's memory epoch
 moves (in-process indexes and caches drop what was deleted).
 
-:func:`retention_loop` runs a pass at start-up and then every ``interval_s``;
+The scheduler's ``memory.retention`` job runs a pass daily (docs/jobs.md);
 ``mongars memory retention`` runs one now.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,9 +23,6 @@ from mongars.db.base import utcnow
 from mongars.db.engine import unit_of_work
 from mongars.memory.repository import MemoryRepository
 from mongars.memory.schemas import RetentionReport
-
-if TYPE_CHECKING:
-    from mongars.memory.control import MemoryControl
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +57,3 @@ async def apply_retention(
         if count:
             log.info("retention: deleted %d %s memories older than %d days", count, kind, days)
     return RetentionReport(deleted=deleted, total=sum(deleted.values()), ran_at=now)
-
-
-async def retention_loop(control: MemoryControl, interval_s: float) -> None:
-    """Apply retention now and then every ``interval_s`` seconds, until cancelled.
-
-    A failed pass is logged and retried at the next interval; running it in
-    several API processes at once is harmless (deleting is idempotent).
-    """
-    while True:
-        try:
-            report = await control.apply_retention()
-            if report.total:
-                log.info("retention pass deleted %d memories: %s", report.total, report.deleted)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("memory retention pass failed; retrying at the next interval")
-        await asyncio.sleep(interval_s)

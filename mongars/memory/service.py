@@ -162,6 +162,13 @@ class MemoryService:
             done += count
         return done
 
+    async def has_pending(self) -> bool:
+        """Memories without an embedding, or turns without a memory, wait."""
+        if await self._pending(1, 0):
+            return True
+        async with unit_of_work(self.sessions) as session:
+            return bool(await MemoryRepository(session).unindexed_turns(1))
+
     async def _index_pass(self, batch: int) -> int:
         """One pass over the pending memories, in id order: batch n+1 is read and
         embedded while batch n is stored. Returns how many were embedded (or found

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass
 
 from mongars.memory.cache import create_cache
 from mongars.memory.contributor import MemoryContributor
-from mongars.memory.control import MemoryControl
 from mongars.memory.embeddings import Embedder, embedder_from
 from mongars.memory.facts import FactExtractor
-from mongars.memory.retention import retention_loop
 from mongars.memory.retrieval import weights_from
 from mongars.memory.service import MemoryService
 from mongars.memory.tasks import Indexer
@@ -24,13 +20,8 @@ class MemorySystem:
     indexer: Indexer
     embedder: Embedder
     owns_embedder: bool
-    retention: asyncio.Task[None] | None = None
 
     async def stop(self) -> None:
-        if self.retention is not None:
-            self.retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.retention
         await self.indexer.stop()
         if self.service.cache is not None:
             await self.service.cache.close()
@@ -57,10 +48,5 @@ async def start_memory(runtime: Runtime, embedder: Embedder | None = None) -> Me
         FactExtractor(service, runtime.llm, runtime.metrics.fact_failures) if cfg.facts else None
     )
     indexer = Indexer(service, facts)
-    indexer.start()
-    # Retention passes: at start, then every interval (harmless on several processes).
-    control = MemoryControl(runtime.sessions, runtime.settings)
-    retention = asyncio.create_task(
-        retention_loop(control, cfg.retention_interval_s), name="memory-retention"
-    )
-    return MemorySystem(service, indexer, embedder, owns, retention)
+    indexer.start()  # retention, consolidation...: jobs of the scheduler (memory/tasks.py)
+    return MemorySystem(service, indexer, embedder, owns)

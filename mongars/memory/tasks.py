@@ -1,13 +1,26 @@
-"""Background memory work: the indexer that embeds what was stored without embeddings."""
+"""Background memory work: the indexer that embeds what each turn stored, at once, and
+the scheduler's memory jobs (the sweep behind it, consolidation, retention, warming)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+from mongars.db.base import utcnow
+from mongars.db.engine import unit_of_work
+from mongars.memory.consolidation import Consolidator
+from mongars.memory.control import MemoryControl
 from mongars.memory.facts import FactExtractor
+from mongars.memory.repository import MemoryRepository
 from mongars.memory.service import MemoryService
+from mongars.scheduler.jobs import JobContext, JobSpec, StepResult
+
+if TYPE_CHECKING:
+    from mongars.memory.setup import MemorySystem
+    from mongars.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +64,139 @@ class Indexer:
             except Exception:  # keep indexing later; the rows stay pending
                 log.exception("memory indexing failed; will retry")
                 await asyncio.sleep(5)
+
+
+# -- jobs of the scheduler (Sommeil Paradoxal; docs/jobs.md) --------------------------
+
+CONSOLIDATE_EVERY = timedelta(hours=24)
+WARM_EVERY = timedelta(hours=1)
+WARM_USERS = 200
+
+
+def _memory(runtime: Runtime) -> MemorySystem:
+    assert runtime.memory is not None, "memory jobs run only with memory on"
+    return runtime.memory
+
+
+def _older_than(memo: dict[str, Any], key: str, age: timedelta) -> bool:
+    last = memo.get(key)
+    return last is None or utcnow() - datetime.fromisoformat(last) >= age
+
+
+async def _index_due(runtime: Runtime, memo: dict[str, Any]) -> bool:
+    return runtime.memory is not None and await runtime.memory.service.has_pending()
+
+
+async def index_step(ctx: JobContext) -> StepResult:
+    """The sweep behind the per-write indexer: anything it missed (a crash, a failed
+    embedding), then fact extraction that is still pending."""
+    system = _memory(ctx.runtime)
+    indexed = await system.service.index_pending()
+    batches = 0
+    while system.indexer.facts is not None and await system.indexer.facts.run_pending():
+        batches += 1
+        if await ctx.should_stop():
+            return StepResult(False, {"indexed": indexed, "fact_batches": batches})
+    return StepResult(True, {"indexed": indexed, "fact_batches": batches})
+
+
+async def retention_step(ctx: JobContext) -> StepResult:
+    report = await MemoryControl.from_runtime(ctx.runtime).apply_retention()
+    return StepResult(True, {"deleted": report.total, **report.deleted})
+
+
+async def _consolidate_due(runtime: Runtime, memo: dict[str, Any]) -> bool:
+    return runtime.memory is not None and (
+        "phase" in memo or _older_than(memo, "last_at", CONSOLIDATE_EVERY)
+    )
+
+
+async def consolidate_step(ctx: JobContext) -> StepResult:
+    """One user's near-duplicates, or one idle thread's summary, per step; the memo
+    holds where the pass is, so a pass stopped for a user goes on at the next cycle."""
+    runtime, memo = ctx.runtime, ctx.memo
+    consolidator = Consolidator(
+        runtime.sessions, _memory(runtime).embedder, runtime.llm, runtime.settings
+    )
+    cfg = runtime.settings.memory
+    if "phase" not in memo:
+        async with unit_of_work(runtime.sessions) as session:
+            memo["users"] = await MemoryRepository(session).user_ids_with_memories()
+        memo["phase"] = "dedupe"
+    if memo["phase"] == "dedupe":
+        if memo["users"]:
+            user_id = memo["users"].pop(0)
+            groups, merged = await consolidator.dedupe_user(user_id)
+            left = len(memo["users"])
+            return StepResult(False, {"groups": groups, "merged": merged}, f"{left} users left")
+        cutoff = utcnow() - timedelta(days=cfg.summarize_after_days)
+        async with unit_of_work(runtime.sessions) as session:
+            threads = await MemoryRepository(session).threads_to_summarize(
+                cutoff, cfg.summarize_min_turns, None
+            )
+        memo["phase"], memo["threads"] = "summaries", [[t, u] for t, u in threads]
+        memo.pop("users")
+    if memo["threads"]:
+        thread_id, owner = memo["threads"].pop(0)
+        done = await consolidator.summarize_thread(owner, thread_id)
+        left = len(memo["threads"])
+        return StepResult(False, {"summaries": int(done is not None)}, f"{left} threads left")
+    memo.clear()
+    memo["last_at"] = utcnow().isoformat()
+    return StepResult(True, progress="pass complete")
+
+
+async def _warm_due(runtime: Runtime, memo: dict[str, Any]) -> bool:
+    return runtime.memory is not None and _older_than(memo, "last_at", WARM_EVERY)
+
+
+async def warm_step(ctx: JobContext) -> StepResult:
+    """Load the in-process index and the recall cache of users active lately, with
+    their latest question, so their next turn does not pay for it."""
+    service = _memory(ctx.runtime).service
+    since = utcnow() - timedelta(hours=ctx.runtime.settings.scheduler.warm_recent_h)
+    async with unit_of_work(ctx.runtime.sessions) as session:
+        recent = await MemoryRepository(session).recent_queries(since, WARM_USERS)
+    warmed = 0
+    for user_id, query in recent:
+        if await ctx.should_stop():
+            return StepResult(False, {"users": warmed})
+        await service.search(user_id, query)
+        warmed += 1
+    ctx.memo["last_at"] = utcnow().isoformat()
+    return StepResult(True, {"users": warmed})
+
+
+def memory_jobs() -> list[JobSpec]:
+    return [
+        JobSpec(
+            "memory.index",
+            "Embed memories left pending and extract pending facts",
+            index_step,
+            idle_only=True,
+            priority=10,
+            due=_index_due,
+        ),
+        JobSpec(
+            "memory.consolidate",
+            "Merge near-duplicate memories, summarise idle threads (daily)",
+            consolidate_step,
+            idle_only=True,
+            priority=20,
+            due=_consolidate_due,
+        ),
+        JobSpec(
+            "memory.retention",
+            "Delete memories past their kind's retention (MONGARS_MEMORY__RETENTION_DAYS)",
+            retention_step,
+            schedule="17 3 * * *",
+        ),
+        JobSpec(
+            "cache.warm",
+            "Warm the recall index and cache of recently active users",
+            warm_step,
+            idle_only=True,
+            priority=70,
+            due=_warm_due,
+        ),
+    ]

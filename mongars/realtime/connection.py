@@ -136,8 +136,10 @@ class ChatConnection:
 
     async def _pump(self, live: Any) -> None:
         async for event in live:
-            if "index" in event:  # control messages (no index) are not for clients
+            if "index" in event:  # control messages (no index) are not for clients...
                 self.send_event(event)
+            elif event.get("notice"):  # ... but notices are (sleep_time_compute.* to admins)
+                self.send({k: v for k, v in event.items() if k != "notice"})
 
     async def _heartbeat(self) -> None:
         while True:
@@ -194,6 +196,10 @@ class ChatConnection:
         if handler is None:
             self.fail(kind, ref, "unknown_type", f"unknown message type {kind!r}")
             return
+        scheduler = self.runtime.scheduler
+        if scheduler is not None and kind != "pong":  # a user's message, not a heartbeat
+            scheduler.activity.note()
+            await scheduler.activity.share()
         try:
             await handler(data, ref)
         except ValidationError as exc:

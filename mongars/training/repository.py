@@ -53,6 +53,28 @@ class TrainingRepository:
         )
         return [Candidate(turn, rating, correction) for turn, rating, correction in rows]
 
+    async def feedback_users_since(self, since: datetime | None) -> list[int]:
+        """The owner of each turn rated up or corrected since ``since`` (one per turn)."""
+        query = select(Feedback.user_id).where(
+            or_(Feedback.rating == "up", Feedback.correction.is_not(None))
+        )
+        if since is not None:
+            query = query.where(Feedback.updated_at > since)
+        return list(await self.session.scalars(query))
+
+    async def newest_dataset_at(self) -> datetime | None:
+        return await self.session.scalar(select(func.max(Dataset.created_at)))
+
+    async def untrained_datasets(self) -> list[Dataset]:
+        """Approved datasets no run was started on, newest first."""
+        trained = select(TrainingRun.dataset_id)
+        rows = await self.session.scalars(
+            select(Dataset)
+            .where(Dataset.status == "approved", Dataset.id.not_in(trained))
+            .order_by(Dataset.created_at.desc())
+        )
+        return list(rows)
+
     async def usernames(self) -> dict[int, str]:
         rows = await self.session.execute(select(User.id, User.username))
         return {user_id: name for user_id, name in rows}

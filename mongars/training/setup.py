@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,21 +16,14 @@ from mongars.training.supervisor import RunSupervisor
 
 log = logging.getLogger("mongars.training")
 
-RETENTION_INTERVAL_S = 3600.0
-
 
 @dataclass
 class TrainingSystem:
     datasets: DatasetService
     runs: RunService
     supervisor: RunSupervisor
-    retention: asyncio.Task[None] | None = None
 
     async def stop(self) -> None:
-        if self.retention is not None:
-            self.retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.retention
         await self.supervisor.close()
 
 
@@ -57,21 +48,8 @@ async def start_training(
     metrics: Metrics,
     busy: Callable[[], bool],
 ) -> TrainingSystem:
-    """The server's: follows runs a previous start left running, enforces retention."""
+    """The server's: follows runs a previous start left running (retention, curation
+    and training on idle time are jobs of the scheduler: training/tasks.py)."""
     system = build_training(sessions, settings, secret, metrics, busy)
     await system.supervisor.recover()
-    system.retention = asyncio.create_task(
-        _retention_loop(system.datasets), name="training-retention"
-    )
     return system
-
-
-async def _retention_loop(datasets: DatasetService) -> None:
-    while True:
-        try:
-            deleted = await datasets.enforce_retention()
-            if deleted:
-                log.info("training datasets past retention deleted: %d", deleted)
-        except Exception:  # a failed pass must not stop later ones
-            log.exception("training dataset retention pass failed")
-        await asyncio.sleep(RETENTION_INTERVAL_S)

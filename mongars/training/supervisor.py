@@ -56,6 +56,7 @@ class RunSupervisor:
         self.busy = busy
         self._watches: dict[str, _Watch] = {}
         self._listener: Callable[[dict[str, Any]], None] | None = None
+        self.frozen = False
 
     def run_dir(self, run_id: str) -> Path:
         return run_spec.runs_root(self.settings) / run_id
@@ -99,6 +100,8 @@ class RunSupervisor:
                 )
         watch = _Watch(process.pid, process, offset=_size(run_dir / run_spec.PROGRESS))
         self._watches[run_id] = watch
+        if self.frozen:  # started while an answer is generated: it waits for its end
+            _signal_group(process.pid, signal.SIGSTOP)
         watch.task = asyncio.create_task(self._follow(run_id, watch), name=f"training-{run_id}")
 
     async def wait(
@@ -156,6 +159,17 @@ class RunSupervisor:
                         error="interrupted (the server stopped): resume to continue",
                     )
 
+    def freeze(self, on: bool) -> None:
+        """While an answer is generated, this process's workers are stopped (SIGSTOP)
+        and continue after (SIGCONT): on a small machine even a niced worker with one
+        thread doubles the time to first token. Signals asked meanwhile (pause) wait in
+        the worker until it continues."""
+        if on == self.frozen or not self.settings.training.freeze_while_generating:
+            return
+        self.frozen = on
+        for watch in self._watches.values():
+            _signal_group(watch.pid, signal.SIGSTOP if on else signal.SIGCONT)
+
     async def close(self, grace_s: float = 15.0) -> None:
         """Server shutdown: ask running workers to pause (a checkpoint is written at their
         next step) and wait a little; the next start finds their runs paused, or follows
@@ -164,6 +178,7 @@ class RunSupervisor:
         for watch in self._watches.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(watch.pid, signal.SIGTERM)
+            _signal_group(watch.pid, signal.SIGCONT)  # a frozen worker must reach its step
             if watch.task is not None:
                 waiting.append(watch.task)
         if waiting:
@@ -322,6 +337,11 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
 
 
 def _alive(pid: int) -> bool:

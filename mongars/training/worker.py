@@ -73,7 +73,9 @@ def run(run_dir: Path, resume: bool) -> int:
     except BlockingIOError:
         events.emit("error", message="another training run is active on this machine")
         return 1
-    os.nice(int(spec.get("nice", 10)))
+    os.nice(int(spec.get("nice", 19)))
+    with contextlib.suppress(AttributeError, OSError):  # Linux: run only on idle CPU time
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     controls = Controls(int(spec.get("threads", 0)), int(spec.get("threads_when_busy", 1)))
     tracker = None
     try:

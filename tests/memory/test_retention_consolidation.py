@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from mongars.memory.consolidation import duplicate_groups
 from mongars.memory.control import MemoryControl
 from mongars.memory.models import Memory
 from mongars.memory.repository import MemoryRepository
-from mongars.memory.retention import retention_loop
 from mongars.memory.service import MemoryService, NewMemory, turn_text
 from mongars.settings import AuthSettings, Settings
 from tests.conftest import make_settings
@@ -152,31 +150,6 @@ def test_expired_turn_memories_are_not_rebuilt_by_the_indexer(
             assert await w.service.index_pending() == 0  # the crash repair leaves them gone
             assert set(await w.memories(w.alice)) == set(new)
             assert not set(old) & set(await w.search_ids(w.alice, "trip to Japan"))
-
-    run(scenario())
-
-
-def test_retention_loop_runs_at_once_then_every_interval(tmp_path: Path, embedder: Any) -> None:
-    world = World(tmp_path, embedder, ScriptedLLM(), retention_days={"note": 1})
-
-    async def scenario() -> None:
-        async with world as w:
-            await w.add(w.alice, "An old note.", age_days=3)
-            task = asyncio.create_task(retention_loop(w.control, interval_s=0.05))
-            for _ in range(100):
-                if not await w.memories(w.alice):
-                    break
-                await asyncio.sleep(0.05)
-            assert await w.memories(w.alice) == {}
-            await w.add(w.alice, "Another old note.", age_days=2)  # caught by a later pass
-            for _ in range(100):
-                if not await w.memories(w.alice):
-                    break
-                await asyncio.sleep(0.05)
-            assert await w.memories(w.alice) == {}
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     run(scenario())
 
