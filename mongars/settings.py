@@ -37,18 +37,22 @@ class RegistrationPolicy(StrEnum):
 class LLMSettings(BaseModel):
     """Which model answers, and how."""
 
-    provider: Literal["llamacpp", "ollama", "openai"] = "llamacpp"
+    provider: Literal["llamacpp", "ollama", "openai", "ray"] = "llamacpp"
     # llamacpp: a packaged model (mongars/llm/model_files.py), prepared into
     # <data_dir>/models on first use, unless model_path names a GGUF file.
     embedded_model: Literal["smollm2-135m-instruct", "gemma3-270m"] = "smollm2-135m-instruct"
     model_path: str = ""
-    # ollama / openai: model name on the server, and where the server is: one URL, or
+    # ollama / openai / ray: model name on the server, and where the server is: one URL, or
     # several (comma-separated or a JSON list) that are rotated, each behind a circuit
     # breaker (docs/scale-out.md). Both may be given: merged, duplicates dropped.
     model: str = ""
     base_url: str = ""
     base_urls: Annotated[list[str], NoDecode] = []
     api_key: SecretStr = SecretStr("")
+    # ollama: POST /api/v1/models/provision may ask the Ollama server to pull a missing
+    # model. Pulling from the Ollama registry is egress (the server downloads gigabytes
+    # from the internet), so it is off by default (docs/models.md).
+    ollama_pull: bool = False
     context_window: int = Field(default=4096, ge=256, le=131072)
     max_tokens: int = Field(default=256, ge=1, le=32768)
     # SmolLM2's recommended sampling: greedy decoding loops on small models ("1.1.1.1...")
@@ -259,6 +263,24 @@ class TrainingSettings(BaseModel):
     watts_per_core: float = Field(default=15.0, ge=0)
 
 
+class RaySettings(BaseModel):
+    """The Ray Serve application (`mongars ray serve|deploy`; docs/scale-out.md). API
+    processes reach it with MONGARS_LLM__PROVIDER=ray MONGARS_LLM__BASE_URLS=..."""
+
+    host: str = "127.0.0.1"  # where Serve's HTTP proxy listens (and the local head binds)
+    port: int = Field(default=8001, ge=1, le=65535)
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=2, ge=1)
+    # Autoscaling adds a replica when each has more ongoing requests than this.
+    target_ongoing_requests: float = Field(default=2.0, gt=0)
+    max_ongoing_requests: int = Field(default=8, ge=1, description="per replica, queued inside")
+    upscale_delay_s: float = Field(default=2.0, ge=0)
+    downscale_delay_s: float = Field(default=60.0, ge=0)
+    replica_cpus: float = Field(default=1.0, gt=0, description="Ray CPUs reserved per replica")
+    replica_threads: int = Field(default=1, ge=0, description="llama.cpp threads per replica")
+    object_store_mb: int = Field(default=128, ge=64, description="local head's object store")
+
+
 class SchedulerSettings(BaseModel):
     """Sommeil Paradoxal: the one scheduler of background work (docs/jobs.md)."""
 
@@ -337,6 +359,7 @@ class Settings(BaseSettings):
     research: ResearchSettings = ResearchSettings()
     training: TrainingSettings = TrainingSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    ray: RaySettings = RaySettings()
     # Image input: a BLIP captioning model directory (transformers); empty = no image input.
     caption_model: str = ""
     caption_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="decoded image")
@@ -355,7 +378,7 @@ class Settings(BaseSettings):
             raise ValueError("MONGARS_SECRET_KEY must be at least 32 characters in production")
         if self.llm.max_tokens >= self.llm.context_window:
             raise ValueError("llm.max_tokens must be smaller than llm.context_window")
-        if self.llm.provider in ("ollama", "openai") and not self.llm.endpoints:
+        if self.llm.provider in ("ollama", "openai", "ray") and not self.llm.endpoints:
             raise ValueError(
                 f"provider {self.llm.provider} needs at least one endpoint: set "
                 "MONGARS_LLM__BASE_URL or MONGARS_LLM__BASE_URLS (e.g. http://127.0.0.1:11434)"
@@ -369,7 +392,8 @@ class Settings(BaseSettings):
         """Recalled-memory budget per prompt (see MemorySettings.context_tokens)."""
         if self.memory.context_tokens is not None:
             return self.memory.context_tokens
-        if self.llm.provider == "llamacpp" and not self.llm.model_path:
+        # The Ray application serves the same packaged model as the embedded provider.
+        if self.llm.provider in ("llamacpp", "ray") and not self.llm.model_path:
             from mongars.llm.model_files import CATALOGUE
 
             return CATALOGUE[self.llm.embedded_model].memory_tokens

@@ -19,6 +19,23 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+@bench_app.command("ray")
+def bench_ray(
+    runs: Annotated[int, typer.Option(help="Single-stream runs per side")] = 5,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per answer")] = 96,
+    threads: Annotated[int, typer.Option(help="llama.cpp threads per model")] = 1,
+) -> None:
+    """Raw llama.cpp vs the API on the embedded model vs the API through Ray Serve;
+    concurrency with 1 and 2 replicas, autoscaling, a replica killed."""
+    from mongars.bench.ray_serve import run_bench_ray
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise _fail("Ray is not installed: pip install 'mongars[ray]'") from None
+    run_bench_ray(runs, max_tokens, threads)
+
+
 @bench_app.command("sommeil")
 def bench_sommeil(
     rounds: Annotated[int, typer.Option(help="Streamed answers per side")] = 8,

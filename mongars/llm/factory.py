@@ -38,6 +38,12 @@ def create_provider(settings: Settings, metrics: Metrics | None = None) -> LLMPr
             policy=policy,
             metrics=metrics,
         )
+    if llm.provider == "ray":
+        from mongars.llm.ray import RayProvider
+
+        return RayProvider(
+            llm.endpoints, llm.context_window, llm.timeout_s, policy=policy, metrics=metrics
+        )
     from mongars.llm.llamacpp import LlamaCppProvider
 
     return LlamaCppProvider(

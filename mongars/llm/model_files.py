@@ -105,13 +105,17 @@ def is_prepared(path: Path) -> bool:
 
 
 def prepare_embedded_model(
-    data_dir: Path, name: str = DEFAULT_MODEL, progress: ProgressFn | None = None
+    data_dir: Path,
+    name: str = DEFAULT_MODEL,
+    progress: ProgressFn | None = None,
+    force: bool = False,
 ) -> Path:
     """Copy and verify a packaged model into the data directory; return its path.
-    Idempotent; a file that fails the checksum is never left in place."""
+    Idempotent (``force`` copies and checks it again); a file that fails the checksum
+    is never left in place."""
     model = _model(name)
     target = embedded_model_path(data_dir, name)
-    if is_prepared(target):
+    if is_prepared(target) and not force:
         return target
     sources = model.sources()
     total = sum(p.stat().st_size for p in sources)

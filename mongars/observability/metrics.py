@@ -75,6 +75,11 @@ class Metrics:
             unit="1",
             description="Circuit breaker per endpoint: 0 closed, 1 half-open, 2 open",
         )
+        self.llm_replicas = meter.create_gauge(
+            "llm.replicas",
+            unit="1",
+            description="Replicas serving the model (the ray provider, from its application)",
+        )
         self.fact_failures = meter.create_counter(
             "memory.fact_extraction_failures",
             unit="1",

@@ -179,3 +179,14 @@ class TrainingRepository:
             setattr(run, name, value)
         await self.session.flush()
         return run
+
+    async def completed_adapters(self, limit: int) -> list[TrainingRun]:
+        """Completed runs that produced an adapter, newest adapter first."""
+        produced = func.coalesce(TrainingRun.finished_at, TrainingRun.created_at)
+        rows = await self.session.scalars(
+            select(TrainingRun)
+            .where(TrainingRun.status == "completed", TrainingRun.adapter_sha256.is_not(None))
+            .order_by(produced.desc(), TrainingRun.id.desc())
+            .limit(limit)
+        )
+        return list(rows)

@@ -1,0 +1,2 @@
+"""Model management: the models this server runs, the adapters training produced,
+and provisioning (docs/models.md)."""

@@ -1,0 +1,200 @@
+"""A real Ray Serve session, run by test_ray.py inside `unshare --net` (only loopback):
+
+``python -m tests.serving.ray_session REPORT.json MODEL.gguf``
+
+1. `mongars ray serve` with 2 replicas of the embedded model;
+2. the replicas' token counts and greedy answers against the embedded provider's, on
+   the same messages (the same code: they must agree);
+3. `mongars serve` with ``provider=ray``: a chat, a streamed chat;
+4. a burst of streamed chats while one replica is killed (-9): which requests failed
+   and whether they had streamed;
+5. the API process's /metrics.
+
+Everything measured goes to REPORT.json; the test asserts on it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mongars.bench.ray_serve import burst
+from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams
+from mongars.llm.llamacpp import LlamaCppProvider
+from mongars.llm.ray import RayProvider
+
+RAY_PORT = 8701
+API_PORT = 8702
+PASSWORD = "ray-session-password"
+MESSAGES = [
+    ChatMessage("system", "You are a helpful assistant."),
+    ChatMessage("user", "What is the capital of France?"),
+]
+GREEDY = GenerationParams(max_tokens=24, temperature=0.0, seed=0)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        if time.time() > deadline:
+            raise RuntimeError(f"{url} did not answer in {timeout} s")
+        time.sleep(0.5)
+
+
+async def collect(provider: Any) -> tuple[str, list[float], Finish]:
+    text, logprobs, finish = "", [], None
+    async for item in provider.stream(MESSAGES, GREEDY):
+        if isinstance(item, Delta):
+            text += item.text
+            logprobs += item.logprobs
+        else:
+            finish = item
+    assert finish is not None
+    return text, logprobs, finish
+
+
+async def compare(model: str, work: Path) -> dict[str, Any]:
+    embedded = LlamaCppProvider(model, work, 4096, threads=1)
+    await embedded.start()
+    ray = RayProvider(f"http://127.0.0.1:{RAY_PORT}", 4096, 120.0)
+    await ray.start()
+    try:
+        e_text, e_lp, e_fin = await collect(embedded)
+        r_text, r_lp, r_fin = await collect(ray)
+        return {
+            "model_id": ray.model_id,
+            "prompt_format": ray.prompt_format,
+            "tokens_embedded": await embedded.prompt_tokens(MESSAGES),
+            "tokens_ray": await ray.prompt_tokens(MESSAGES),
+            "message_tokens_equal": await embedded.message_tokens(MESSAGES)
+            == await ray.message_tokens(MESSAGES),
+            "overhead_equal": await embedded.prompt_overhead() == await ray.prompt_overhead(),
+            "text_embedded": e_text,
+            "text_ray": r_text,
+            "logprob_max_diff": max(
+                (abs(a - b) for a, b in zip(e_lp, r_lp, strict=False)), default=0.0
+            ),
+            "completion_tokens": [e_fin.completion_tokens, r_fin.completion_tokens],
+        }
+    finally:
+        await embedded.close()
+        await ray.close()
+
+
+def replica_pids() -> set[int]:
+    pids = set()
+    for _ in range(30):
+        info = httpx.get(f"http://127.0.0.1:{RAY_PORT}/v1/info", timeout=10).json()
+        pids.add(int(info["pid"]))
+        if len(pids) == 2:
+            break
+    return pids
+
+
+def main(report_path: Path, model: str) -> None:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    work = Path(tempfile.mkdtemp(prefix="mongars-ray-"))
+    env = {
+        **os.environ,
+        "MONGARS_DATA_DIR": str(work / "data"),
+        "MONGARS_SECRET_KEY": "ray-session-secret-key-that-is-long-enough",
+        "MONGARS_LLM__MODEL_PATH": model,
+        "MONGARS_LLM__TEMPERATURE": "0",
+        "MONGARS_LLM__MAX_TOKENS": "48",
+        "MONGARS_RAY__PORT": str(RAY_PORT),
+        "MONGARS_RAY__MIN_REPLICAS": "2",
+        "MONGARS_RAY__MAX_REPLICAS": "2",
+        "MONGARS_RAY__REPLICA_CPUS": "0.5",
+        "MONGARS_RAY__REPLICA_THREADS": "1",
+        "MONGARS_MEMORY__ENABLED": "false",
+        "MONGARS_RESEARCH__DOCUMENTS": "false",
+        "MONGARS_SCHEDULER__ENABLED": "false",
+        "MONGARS_LOG_LEVEL": "warning",
+        "MONGARS_NEW_PASSWORD": PASSWORD,
+    }
+    cli = [sys.executable, "-m", "mongars.cli"]
+    log = (work / "ray.log").open("wb")
+    ray_proc = subprocess.Popen(
+        [*cli, "ray", "serve", "--cpus", "2"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    report: dict[str, Any] = {}
+    api_proc = None
+    try:
+        started = time.time()
+        wait_http(f"http://127.0.0.1:{RAY_PORT}/v1/info", ray_proc, 300)
+        report["ray_start_s"] = round(time.time() - started, 1)
+        pids = replica_pids()
+        report["replicas"] = len(pids)
+        report["compare"] = asyncio.run(compare(model, work))
+        bad = httpx.post(f"http://127.0.0.1:{RAY_PORT}/v1/stream", json={"messages": []})
+        report["bad_request_status"] = bad.status_code
+        api_env = {
+            **env,
+            "MONGARS_LLM__PROVIDER": "ray",
+            "MONGARS_LLM__BASE_URLS": f"http://127.0.0.1:{RAY_PORT}",
+        }
+        subprocess.run([*cli, "db", "upgrade"], env=api_env, check=True, capture_output=True)
+        subprocess.run(
+            [*cli, "users", "create", "alice"], env=api_env, check=True, capture_output=True
+        )
+        api_log = (work / "api.log").open("wb")
+        api_proc = subprocess.Popen(
+            [*cli, "serve", "--port", str(API_PORT)],
+            env=api_env,
+            stdout=api_log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{API_PORT}"
+        wait_http(f"{base}/ready", api_proc, 120)
+        token = httpx.post(f"{base}/token", data={"username": "alice", "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        chat = httpx.post(
+            f"{base}/api/v1/conversation/chat",
+            json={"message": "What is the capital of France?"},
+            headers=headers,
+            timeout=120,
+        )
+        report["chat_status"] = chat.status_code
+        report["chat"] = chat.json()
+        report["burst"] = burst(base, token.json()["access_token"], 8, kill_pid=min(pids))
+        history = httpx.get(
+            f"{base}/api/v1/conversation/history?limit=50", headers=headers, timeout=30
+        ).json()
+        report["stored_queries"] = [h["query"] for h in history]
+        report["metrics"] = httpx.get(f"{base}/metrics", timeout=30).text
+        report["after_kill_pids"] = sorted(replica_pids())
+    finally:
+        for proc in (api_proc, ray_proc):
+            if proc is not None:
+                proc.send_signal(signal.SIGINT if proc is ray_proc else signal.SIGTERM)
+        for proc in (api_proc, ray_proc):
+            if proc is not None:
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        # Whatever Ray left (a killed driver leaves its raylet and workers).
+        ray_bin = Path(sys.executable).parent / "ray"
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120)
+        report["ray_log_tail"] = (work / "ray.log").read_text(errors="replace")[-3000:]
+        report_path.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2])
