@@ -57,6 +57,16 @@ class MemoryRepository(SearchRepository, ControlRepository):
         )
         return [(int(r[0]), str(r[1])) for r in rows]
 
+    async def embedded_texts(self, after_id: int, limit: int) -> list[tuple[int, int, str]]:
+        """(id, user, text) of embedded memories with id > after_id, in id order."""
+        rows = await self.session.execute(
+            select(Memory.id, Memory.user_id, Memory.text)
+            .where(Memory.embedded.is_(True), Memory.id > after_id)
+            .order_by(Memory.id)
+            .limit(limit)
+        )
+        return [(int(i), int(u), str(t)) for i, u, t in rows]
+
     async def recent_queries(self, since: datetime, limit: int) -> list[tuple[int, str]]:
         """(user, their latest question) for users who asked something since ``since``."""
         newest = (

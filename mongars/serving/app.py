@@ -6,6 +6,7 @@ Import this module only after :func:`mongars.serving.cluster.ray_environment` (R
 its environment at import). ``serve build mongars.serving.app:builder`` writes a Serve
 config file for operators; ``mongars ray serve|deploy`` deploy it from settings."""
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from mongars.serving import protocol
 api = FastAPI(title="monGARS Serve")
 DEPLOYMENT = "MonGARSLLM"
 APP_NAME = "mongars"
+REPLICAS_TIMEOUT_S = 2.0
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -33,6 +35,30 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise HTTPException(422, "the body must be a JSON object")
     return data
+
+
+async def _replicas_now() -> int | None:
+    """The controller answers through a blocking call: off the replica's event loop,
+    and not for long (unknown is fine). Defined above the deployment: Serve captures
+    the names its methods use when the class is decorated."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(_running_replicas), REPLICAS_TIMEOUT_S)
+    except TimeoutError:
+        return None
+
+
+def _running_replicas() -> int | None:
+    """Replicas of this deployment running now, as Serve's controller reports them."""
+    try:
+        status = serve.status().applications[APP_NAME].deployments[DEPLOYMENT]
+    except Exception:  # an older or unreachable controller: unknown, not an error
+        return None
+    # Keys are ReplicaState members or their names, depending on the Serve version.
+    return sum(
+        n
+        for state, n in status.replica_states.items()
+        if str(getattr(state, "value", state)) == "RUNNING"
+    )
 
 
 @serve.deployment(name=DEPLOYMENT)
@@ -83,7 +109,7 @@ class LLMServer:
             "prompt_overhead": await p.prompt_overhead(),
             "replica": context.replica_id.unique_id,
             "pid": os.getpid(),
-            "replicas": _running_replicas(),
+            "replicas": await _replicas_now(),
             "adapter": self.adapter,
         }
 
@@ -120,15 +146,6 @@ class LLMServer:
                 yield protocol.error_line(exc.detail)
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
-
-
-def _running_replicas() -> int | None:
-    """Replicas of this deployment running now, as Serve's controller reports them."""
-    try:
-        status = serve.status().applications[APP_NAME].deployments[DEPLOYMENT]
-    except Exception:  # an older or unreachable controller: unknown, not an error
-        return None
-    return sum(n for state, n in status.replica_states.items() if state.value == "RUNNING")
 
 
 def deployment_options(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def main(report_path: Path, model: str) -> None:
     api_proc = None
     try:
         started = time.time()
-        wait_http(f"http://127.0.0.1:{RAY_PORT}/v1/info", ray_proc, 300)
+        wait_http(f"http://127.0.0.1:{RAY_PORT}/v1/info", ray_proc, 150)
         report["ray_start_s"] = round(time.time() - started, 1)
         pids = replica_pids()
         report["replicas"] = len(pids)

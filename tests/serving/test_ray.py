@@ -83,3 +83,5 @@ def test_ray_metrics_are_on_the_api_process(session: dict[str, Any]) -> None:
     assert any('provider="ray"' in x and 'outcome="ok"' in x for x in ok), ok
     assert "llm_request_duration" in metrics
     assert "llm_breaker_state" in metrics
+    replicas = [x for x in metrics.splitlines() if x.startswith("llm_replicas{")]
+    assert replicas and replicas[0].endswith(" 2.0"), replicas
