@@ -70,9 +70,10 @@ def test_memory_jobs_do_their_work(mem: Api) -> None:
 
 def test_curation_job_builds_a_dataset_from_consented_feedback(mem: Api) -> None:
     admin = mem.setup_admin()
-    assert mem.client.put(
-        "/api/v1/profile", json={"allow_training": True}, headers=admin
-    ).status_code == 200
+    assert (
+        mem.client.put("/api/v1/profile", json={"allow_training": True}, headers=admin).status_code
+        == 200
+    )
     turn = mem.client.post(
         "/api/v1/conversation/chat", json={"message": "Hello there"}, headers=admin
     ).json()["turn_id"]
