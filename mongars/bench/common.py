@@ -72,15 +72,21 @@ def create_users(settings: Settings, names: Sequence[str], admins: Sequence[str]
     asyncio.run(go())
 
 
-def start_server(argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """Start a server process and wait until /ready answers 200."""
+def start_server(
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    ready_path: str = "/ready",
+    timeout_s: float = 120.0,
+) -> subprocess.Popen[bytes]:
+    """Start a server process and wait until ``ready_path`` answers 200."""
     proc = subprocess.Popen(  # noqa: S603 - our own modules
         [sys.executable, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.time() + 120
+    deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=5).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
@@ -88,7 +94,7 @@ def start_server(argv: list[str], env: dict[str, str], port: int) -> subprocess.
             raise RuntimeError("the server exited during start-up")
         time.sleep(0.3)
     proc.kill()
-    raise RuntimeError("the server did not become ready in 120 s")
+    raise RuntimeError(f"the server did not become ready in {timeout_s:.0f} s")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

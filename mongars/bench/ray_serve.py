@@ -112,23 +112,12 @@ class RayServe:
         self.url = f"http://127.0.0.1:{port}"
         env = {**env, "MONGARS_RAY__PORT": str(port)}
         env.update({f"MONGARS_RAY__{k.upper()}": str(v) for k, v in ray.items()})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mongars.cli", "ray", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 300
-        while True:
-            try:
-                if httpx.get(f"{self.url}/v1/info", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError("`mongars ray serve` did not start")
-            time.sleep(0.5)
+        argv = ["-m", "mongars.cli", "ray", "serve"]
+        try:
+            self.proc = start_server(argv, env, port, ready_path="/v1/info", timeout_s=300)
+        except RuntimeError:
+            ray_stop()  # what the failed start left
+            raise
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -136,10 +125,15 @@ class RayServe:
             self.proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        ray_bin = Path(sys.executable).parent / "ray"
-        subprocess.run(  # noqa: S603 - Ray's own CLI: stop what the driver left
-            [str(ray_bin), "stop", "--force"], capture_output=True, timeout=120
-        )
+        ray_stop()
+
+
+def ray_stop() -> None:
+    """Whatever Ray processes the driver left (its raylet, workers)."""
+    ray_bin = Path(sys.executable).parent / "ray"
+    subprocess.run(  # noqa: S603 - Ray's own CLI
+        [str(ray_bin), "stop", "--force"], capture_output=True, timeout=120
+    )
 
 
 def _login(base: str) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from mongars.bench.ray_serve import burst
+from mongars.bench.ray_serve import burst, ray_stop
 from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams
 from mongars.llm.llamacpp import LlamaCppProvider
 from mongars.llm.ray import RayProvider
@@ -189,9 +189,7 @@ def main(report_path: Path, model: str) -> None:
                     proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        # Whatever Ray left (a killed driver leaves its raylet and workers).
-        ray_bin = Path(sys.executable).parent / "ray"
-        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120)
+        ray_stop()  # a killed driver leaves its raylet and workers
         report["ray_log_tail"] = (work / "ray.log").read_text(errors="replace")[-3000:]
         report_path.write_text(json.dumps(report, indent=1))
 
