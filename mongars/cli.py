@@ -19,6 +19,7 @@ from rich.table import Table
 from mongars.bench.cli import bench_app
 from mongars.offline import quiet_libraries
 from mongars.research.cli import docs_app
+from mongars.scheduler.cli import jobs_app
 from mongars.serving.cli import ray_app
 from mongars.settings import Settings
 from mongars.training.cli import datasets_app
@@ -43,6 +44,7 @@ app.add_typer(datasets_app, name="datasets")
 app.command("train")(train)
 app.add_typer(mlflow_app, name="mlflow")
 app.add_typer(ray_app, name="ray")
+app.add_typer(jobs_app, name="jobs")
 
 console = Console(stderr=True)
 T = TypeVar("T")

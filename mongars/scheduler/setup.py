@@ -15,6 +15,7 @@ from mongars.scheduler import workflows
 from mongars.scheduler.jobs import JobContext, JobSpec, StepResult
 from mongars.scheduler.repository import SchedulerRepository
 from mongars.scheduler.service import Scheduler
+from mongars.settings import Settings
 
 GC_BATCH = 500
 CYCLE_KEEP = timedelta(days=1)  # idle-cycle ticks (one a minute) that found nothing
@@ -67,14 +68,15 @@ def plugin_jobs(paths: list[str]) -> list[JobSpec]:
     return specs
 
 
-def all_jobs(runtime: Runtime) -> list[JobSpec]:
+def all_jobs(settings: Settings) -> list[JobSpec]:
+    """Every job this server's settings have (the server's and `mongars jobs`)."""
     from mongars.memory.tasks import memory_jobs
     from mongars.training.tasks import training_jobs
 
     specs = scheduler_jobs() + training_jobs()
-    if runtime.memory is not None:
+    if settings.memory.enabled:
         specs += memory_jobs()
-    specs += plugin_jobs(runtime.settings.scheduler.plugins)
+    specs += plugin_jobs(settings.scheduler.plugins)
     names = [s.name for s in specs]
     if len(names) != len(set(names)):
         raise ValueError(f"two jobs share a name: {sorted(names)}")
@@ -82,6 +84,6 @@ def all_jobs(runtime: Runtime) -> list[JobSpec]:
 
 
 async def start_scheduler(runtime: Runtime) -> Scheduler:
-    scheduler = Scheduler(runtime, all_jobs(runtime))
+    scheduler = Scheduler(runtime, all_jobs(runtime.settings))
     await scheduler.start()
     return scheduler
