@@ -72,6 +72,7 @@ class JobHost:
             memo,
             lambda: self.stop_reason(run_id, name, trigger),
             lambda memo: self._save_memo(name, memo),
+            self.gate.activity.wait,
         )
         reading = self.meter.start()
         try:

@@ -6,6 +6,7 @@ to the database at most every ``activity_write_s`` so other processes see it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -52,9 +53,25 @@ class Activity:
         self.clock = clock
         self.last: float = 0.0  # epoch seconds; 0 = none seen here
         self._written: float = 0.0
+        self._waiters: set[asyncio.Future[None]] = set()
 
     def note(self) -> None:
         self.last = self.clock()
+        for waiter in self._waiters:  # a job waiting to notice a user wakes at once
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until this process sees activity, or ``timeout_s`` (then the caller polls
+        the shared mark for the other processes' activity)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(waiter)
 
     async def share(self) -> None:
         """Write the mark if it moved and the last write is old enough (best effort)."""

@@ -33,10 +33,16 @@ class JobContext:
     memo: dict[str, Any]
     _should_stop: Callable[[], Awaitable[str | None]]
     _save_memo: Callable[[dict[str, Any]], Awaitable[None]]
+    _wait: Callable[[float], Awaitable[None]]
 
     async def should_stop(self) -> str | None:
         """Why the run must stop now (paused, cancelled, yielded), or None."""
         return await self._should_stop()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep between checks of a long step, waking at once when a user shows up in
+        this process (so a yield does not wait for the end of the sleep)."""
+        await self._wait(seconds)
 
     async def save_memo(self) -> None:
         """Now, not only after the step: a step that starts something it must find

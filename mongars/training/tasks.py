@@ -94,7 +94,7 @@ async def train_step(ctx: JobContext) -> StepResult:
         run = await runs.resume(run.id, ACTOR)
     check_s = ctx.runtime.settings.scheduler.yield_check_s
     while True:
-        await asyncio.sleep(check_s)
+        await ctx.pause(check_s)
         run = await runs.get(run.id)
         if run.status == "completed":
             ctx.memo.pop("run_id", None)

