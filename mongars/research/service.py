@@ -230,6 +230,10 @@ class DocumentService:
         async with unit_of_work(self.sessions) as session:
             repo = DocumentRepository(session)
             target = await self._collection(repo, actor, collection, shared)
+            # The write first: on SQLite it takes the write lock, so the row read next is
+            # the newest (a read before it could predate a concurrent replacement, and the
+            # columns this write leaves "unchanged" would keep that replacement's values).
+            await repo.bump(target.id)
             row = await repo.document_by_path(target.id, s.path, lock=True)
             status = "updated" if row is not None else "created"
             if row is None:
@@ -257,7 +261,6 @@ class DocumentService:
                     for n, c in enumerate(s.chunks)
                 ]
             )
-            await repo.bump(target.id)
             return IngestOut(status=status, document=_document_out(row, target))  # type: ignore[arg-type]
 
     # -- reading and deleting ---------------------------------------------------------
