@@ -60,6 +60,9 @@ def streamed_chat(base: str, token: str, message: str, session: str) -> dict[str
             headers={"Authorization": f"Bearer {token}"},
             timeout=300,
         ) as r:
+            seen["status"] = r.status_code
+            if r.status_code != 200:  # an error before the stream: the API's JSON error
+                seen["end"], seen["detail"] = f"http {r.status_code}", r.read().decode()[:300]
             event = ""
             for line in r.iter_lines():
                 if line.startswith("event:"):
@@ -136,7 +139,7 @@ def ray_stop() -> None:
     )
 
 
-def _two_replicas_running(url: str, timeout_s: float = 120) -> set[int]:
+def two_replicas_running(url: str, timeout_s: float = 120) -> set[int]:
     """Both replicas' pids (the kill must leave one serving: killing the only replica
     fails every request until Serve replaces it, a different case)."""
     deadline = time.monotonic() + timeout_s
@@ -239,7 +242,7 @@ def _two_replicas(env: dict[str, str], threads: int) -> dict[str, Any]:
         console.print("8 concurrent chats, 2 replicas...")
         out["tps_2"] = _throughput(base, token, 8)
         console.print("a replica killed during a burst of 8 (the other one serving)...")
-        pids = _two_replicas_running(ray.url)
+        pids = two_replicas_running(ray.url)
         out["killed"] = burst(base, token, 8, kill_pid=min(pids)) if len(pids) == 2 else None
     finally:
         stop_server(served)

@@ -19,7 +19,14 @@ class BreakerState(IntEnum):
 class CircuitBreaker:
     """Closed; open after ``threshold`` consecutive failures; half-open (one probe
     request) once ``cooldown_s`` has passed; closed when the probe succeeds, open again
-    when it fails."""
+    when it fails.
+
+    Requests in flight together that fail together are one incident, not several: a
+    failure of a request that started before the last recorded failure is not counted.
+    Behind one endpoint there may be many replicas (a Ray Serve proxy): one replica
+    killed fails every request it held at once, which must not open the breaker on the
+    proxy that still serves the others. An endpoint that is really down keeps failing
+    new requests, and those count."""
 
     threshold: int
     cooldown_s: float
@@ -28,6 +35,7 @@ class CircuitBreaker:
     state: BreakerState = BreakerState.CLOSED
     failures: int = 0
     opened_at: float = 0.0
+    failed_at: float = float("-inf")  # when the last failure was recorded
 
     def probe_in(self) -> float:
         """Seconds until an open breaker lets a probe through (0 when closed)."""
@@ -53,7 +61,12 @@ class CircuitBreaker:
         if self.state is not BreakerState.CLOSED:
             self._set(BreakerState.CLOSED)
 
-    def failed(self) -> None:
+    def failed(self, started: float | None = None) -> None:
+        """A failure of a request that started at ``started`` (clock time)."""
+        same_incident = started is not None and started < self.failed_at
+        self.failed_at = self.clock()
+        if same_incident and self.state is BreakerState.CLOSED:
+            return
         self.failures += 1
         if self.state is BreakerState.HALF_OPEN or self.failures >= self.threshold:
             self.opened_at = self.clock()

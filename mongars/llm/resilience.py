@@ -343,7 +343,7 @@ class ResilientClient:
     ) -> None:
         """Tell the breaker and the metrics how an attempt ended."""
         if outcome in BREAKER_FAILURES:
-            endpoint.breaker.failed()
+            endpoint.breaker.failed(started)
         elif outcome is Outcome.CANCELLED and not answered:
             endpoint.breaker.abandoned()
         elif outcome is not Outcome.ERROR:

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from mongars.bench.ray_serve import burst, ray_stop
+from mongars.bench.ray_serve import burst, ray_stop, two_replicas_running
 from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams
 from mongars.llm.llamacpp import LlamaCppProvider
 from mongars.llm.ray import RayProvider
@@ -97,16 +97,6 @@ async def compare(model: str, work: Path) -> dict[str, Any]:
         await ray.close()
 
 
-def replica_pids() -> set[int]:
-    pids = set()
-    for _ in range(30):
-        info = httpx.get(f"http://127.0.0.1:{RAY_PORT}/v1/info", timeout=10).json()
-        pids.add(int(info["pid"]))
-        if len(pids) == 2:
-            break
-    return pids
-
-
 def main(report_path: Path, model: str) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     work = Path(tempfile.mkdtemp(prefix="mongars-ray-"))
@@ -139,7 +129,7 @@ def main(report_path: Path, model: str) -> None:
         started = time.time()
         wait_http(f"http://127.0.0.1:{RAY_PORT}/v1/info", ray_proc, 150)
         report["ray_start_s"] = round(time.time() - started, 1)
-        pids = replica_pids()
+        pids = two_replicas_running(f"http://127.0.0.1:{RAY_PORT}")
         report["replicas"] = len(pids)
         report["compare"] = asyncio.run(compare(model, work))
         bad = httpx.post(f"http://127.0.0.1:{RAY_PORT}/v1/stream", json={"messages": []})
@@ -178,7 +168,8 @@ def main(report_path: Path, model: str) -> None:
         ).json()
         report["stored_queries"] = [h["query"] for h in history]
         report["metrics"] = httpx.get(f"{base}/metrics", timeout=30).text
-        report["after_kill_pids"] = sorted(replica_pids())
+        # Serve replaces the killed replica (its controller notices within seconds).
+        report["after_kill_pids"] = sorted(two_replicas_running(f"http://127.0.0.1:{RAY_PORT}"))
     finally:
         for proc in (api_proc, ray_proc):
             if proc is not None:
@@ -191,6 +182,8 @@ def main(report_path: Path, model: str) -> None:
                     proc.kill()
         ray_stop()  # a killed driver leaves its raylet and workers
         report["ray_log_tail"] = (work / "ray.log").read_text(errors="replace")[-3000:]
+        if (work / "api.log").exists():
+            report["api_log_tail"] = (work / "api.log").read_text(errors="replace")[-4000:]
         report_path.write_text(json.dumps(report, indent=1))
 
 
