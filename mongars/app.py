@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from mongars import __version__
+from mongars.adapters.endpoints import router as adapters_router
+from mongars.adapters.setup import start_adapters
 from mongars.apikeys.endpoints import router as apikeys_router
 from mongars.auth.endpoints import router as auth_router
 from mongars.auth.ratelimit import LoginLimiter
@@ -24,6 +26,8 @@ from mongars.db import migrate
 from mongars.db.engine import create_engine, create_session_factory, ping, unit_of_work
 from mongars.deps import RuntimeDep
 from mongars.errors import install_error_handlers
+from mongars.evolution.endpoints import router as evolution_router
+from mongars.evolution.service import EvolutionEngine
 from mongars.feedback.endpoints import router as feedback_router
 from mongars.llm.base import LLMProvider
 from mongars.llm.factory import create_provider
@@ -53,8 +57,10 @@ from mongars.settings import Settings, ensure_secret_key
 from mongars.threads.endpoints import router as threads_router
 from mongars.training.endpoints import router as training_router
 from mongars.training.setup import start_training
+from mongars.web.adapters_endpoints import router as web_adapters_router
 from mongars.web.admin_endpoints import router as web_admin_router
 from mongars.web.endpoints import router as web_router
+from mongars.web.evolution_endpoints import router as web_evolution_router
 from mongars.web.feedback_endpoints import router as web_feedback_router
 from mongars.web.jobs_endpoints import router as web_jobs_router
 from mongars.web.memory_endpoints import router as web_memory_router
@@ -119,6 +125,8 @@ def create_app(
     app.include_router(training_router)
     app.include_router(jobs_router)
     app.include_router(models_router)
+    app.include_router(adapters_router)
+    app.include_router(evolution_router)
     # Operator console (server-rendered pages + vendored static assets).
     app.include_router(web_router)
     app.include_router(web_memory_router)
@@ -126,6 +134,8 @@ def create_app(
     app.include_router(web_admin_router)
     app.include_router(web_training_router)
     app.include_router(web_jobs_router)
+    app.include_router(web_evolution_router)
+    app.include_router(web_adapters_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operational_routes(app)
     return app
@@ -188,6 +198,8 @@ async def build_runtime(
         sessions, settings, secret, metrics, busy=lambda: runtime.generating > 0
     )
     runtime.busy_hooks.append(runtime.training.supervisor.freeze)
+    runtime.adapters = await start_adapters(runtime)
+    runtime.evolution = EvolutionEngine(runtime)
     if settings.scheduler.enabled:  # last: its jobs use everything above
         try:
             runtime.scheduler = await start_scheduler(runtime)

@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from mongars.adapters.cli import adapters_app
 from mongars.bench.cli import bench_app
+from mongars.evolution.cli import evolution_app
 from mongars.offline import quiet_libraries
 from mongars.research.cli import docs_app
 from mongars.scheduler.cli import jobs_app
@@ -45,6 +47,8 @@ app.command("train")(train)
 app.add_typer(mlflow_app, name="mlflow")
 app.add_typer(ray_app, name="ray")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(evolution_app, name="evolution")
+app.add_typer(adapters_app, name="adapters")
 
 console = Console(stderr=True)
 T = TypeVar("T")

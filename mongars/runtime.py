@@ -15,8 +15,10 @@ from mongars.realtime.bus import EventBus
 from mongars.settings import Settings
 
 if TYPE_CHECKING:
+    from mongars.adapters.registry import AdapterRegistry
     from mongars.conversation.generations import GenerationHub
     from mongars.conversation.plan import TurnContributor
+    from mongars.evolution.service import EvolutionEngine
     from mongars.memory.setup import MemorySystem
     from mongars.research.setup import DocumentSystem
     from mongars.scheduler.service import Scheduler
@@ -41,6 +43,8 @@ class Runtime:
     documents: DocumentSystem | None = None
     training: TrainingSystem | None = None
     scheduler: Scheduler | None = None
+    adapters: AdapterRegistry | None = None
+    evolution: EvolutionEngine | None = None
     # Answers being generated now in this process (the training worker yields to them).
     generating: int = 0
     # Called with True when this process starts generating, False when it stops.

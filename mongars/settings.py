@@ -261,6 +261,23 @@ class TrainingSettings(BaseModel):
     mlflow: bool = True  # runs tracked in <data_dir>/mlflow (sqlite store)
     # Energy estimate: CPU seconds x this (a busy laptop/server core draws ~10-20 W).
     watts_per_core: float = Field(default=15.0, ge=0)
+    # --- adapters (docs/adapters.md) ---
+    # A candidate that passes every gate below may go live without a human.
+    auto_activate: bool = False
+    # Gates: any that fails needs a human's approval.
+    min_perplexity_gain: float = Field(
+        default=0.05, ge=0.0, lt=1.0, description="held-out: adapter <= base x (1 - this)"
+    )
+    max_forgetting_delta: float = Field(
+        default=1.0, ge=0.0, description="generic-text perplexity, adapter - base"
+    )
+    min_dataset_confidence: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="mean confidence of the dataset's answers"
+    )
+    # Share of turns a canary version answers while one runs.
+    canary_share: float = Field(default=0.1, gt=0.0, lt=1.0)
+    # Entries kept in adapter_manifest.json's history (the database keeps them all).
+    manifest_history: int = Field(default=20, ge=1, le=1000)
 
 
 class RaySettings(BaseModel):
@@ -324,6 +341,33 @@ class SchedulerSettings(BaseModel):
     rapl_root: Path = Path("/sys/class/powercap")
 
 
+class EvolutionSettings(BaseModel):
+    """The evolution engine: diagnostics every few minutes, a rule table, recorded
+    decisions (docs/evolution.md)."""
+
+    enabled: bool = True
+    # When the diagnose job runs (cron, 5 fields).
+    schedule: str = "*/5 * * * *"
+    # Turns, latency and feedback figures cover this many hours.
+    window_h: float = Field(default=24.0, gt=0)
+    # Roll back the active adapter only with this many rated-or-not turns on each side...
+    rollback_min_turns: int = Field(default=30, ge=1)
+    # ... and when its thumbs-down rate is worse than its predecessor's at this p-value.
+    rollback_p_value: float = Field(default=0.05, gt=0, lt=1)
+    # Off: a rollback awaits an admin's approval; on: the engine rolls back itself.
+    auto_rollback: bool = False
+    # Background work is paused above this CPU pressure: PSI "some avg10" (%),
+    max_cpu_pressure: float = Field(default=80.0, ge=0, le=100)
+    # or, where the kernel has no PSI, the 1-minute load average per core.
+    max_load_per_core: float = Field(default=1.5, ge=0)
+    # Schedule curation once this many new consented rated/corrected turns exist.
+    train_min_feedback: int = Field(default=20, ge=1)
+    # Background jobs may spend this much energy a day (job_runs, last 24 h).
+    energy_budget_wh_per_day: float = Field(default=200.0, gt=0)
+    # The same rule does not act again within this many minutes.
+    cooldown_min: float = Field(default=60.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MONGARS_",
@@ -360,6 +404,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     ray: RaySettings = RaySettings()
+    evolution: EvolutionSettings = EvolutionSettings()
     # Image input: a BLIP captioning model directory (transformers); empty = no image input.
     caption_model: str = ""
     caption_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="decoded image")

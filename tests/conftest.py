@@ -126,6 +126,16 @@ def model_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_adapter(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real LoRA for the embedded model, taught made-up towns' door colours (6 SFT
+    steps of 4, well under a minute): its ``adapter.gguf``. Shared by the adapter and
+    Ray tests (trained once per session)."""
+    from mongars.bench.adapters import train_tiny_adapter
+
+    return train_tiny_adapter(str(model_path), tmp_path_factory.mktemp("tiny-adapter"))
+
+
+@pytest.fixture(scope="session")
 def gemma_path() -> Path:
     """Gemma 3 270M: its GGUF has no chat template (the transcript fallback)."""
     from mongars.llm.model_files import prepare_embedded_model

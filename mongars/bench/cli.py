@@ -36,6 +36,33 @@ def bench_ray(
     run_bench_ray(runs, max_tokens, threads)
 
 
+@bench_app.command("adapters")
+def bench_adapters(
+    adapter: Annotated[
+        Path | None, typer.Option(help="A GGUF LoRA of the model (default: train a tiny one)")
+    ] = None,
+    swaps: Annotated[int, typer.Option(min=2, help="Hot swaps base<->adapter timed")] = 20,
+    runs: Annotated[int, typer.Option(min=1, help="Generation rounds (3 prompts each)")] = 3,
+    tokens: Annotated[int, typer.Option(min=8, help="Tokens per generation")] = 64,
+    threads: Annotated[int, typer.Option(help="llama.cpp threads (0: the settings')")] = 1,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Also Ray Serve replicas following the manifest")
+    ] = False,
+) -> None:
+    """LoRA at serving time: hot-swap latency, tokens/s with vs without the adapter, and
+    (--ray) the time until every Ray replica serves a newly written manifest."""
+    from mongars.bench.adapters import run_bench_adapters
+
+    if adapter is not None and not adapter.is_file():
+        raise _fail(f"adapter not found: {adapter}")
+    if ray:
+        try:
+            import ray as _ray  # noqa: F401
+        except ImportError:
+            raise _fail("Ray is not installed: pip install 'mongars[ray]'") from None
+    run_bench_adapters(adapter, swaps, runs, tokens, threads, ray)
+
+
 @bench_app.command("sommeil")
 def bench_sommeil(
     rounds: Annotated[int, typer.Option(help="Streamed answers per side")] = 8,

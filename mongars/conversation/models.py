@@ -54,4 +54,6 @@ class Turn(Base):
     # Document passages the answer was given, numbered as in the prompt ([1], [2]...).
     citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     image_caption: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The adapter version that produced the answer (docs/adapters.md); null: the base model.
+    adapter_version: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

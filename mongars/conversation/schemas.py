@@ -92,6 +92,11 @@ class ChatResponse(BaseModel):
         "([n]): n, chunk_id, document_id, collection, path, title, section, page, url, "
         "score, excerpt (docs/research.md).",
     )
+    adapter_version: int | None = Field(
+        default=None,
+        description="The adapter version that produced the answer (docs/adapters.md); "
+        "null: the base model.",
+    )
 
 
 class HistoryItem(BaseModel):
@@ -103,4 +108,9 @@ class HistoryItem(BaseModel):
     turn_id: int = Field(description="The turn (rate it at /turns/{turn_id}/feedback).")
     feedback: FeedbackBrief | None = Field(
         default=None, description="Your rating and suggested answer, if you gave any."
+    )
+    adapter_version: int | None = Field(
+        default=None,
+        description="The adapter version that produced the answer (docs/adapters.md); "
+        "null: the base model.",
     )

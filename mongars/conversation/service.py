@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 
@@ -63,6 +63,7 @@ class PreparedTurn:
     started: float
     stages: dict[str, float] = field(default_factory=dict)
     generation_id: str | None = None  # set by the generation hub; makes the store idempotent
+    adapter_version: int | None = None  # the adapter version that answers (None: base)
     supersedes: int | None = None  # the turn a regenerated answer replaces
     thread_existed: bool = False  # if it then disappears, the user deleted it: do not revive it
     plan: TurnPlan | None = None
@@ -194,6 +195,11 @@ class ChatService:
             seed=llm.seed,
             repeat_penalty=llm.repeat_penalty,
         )
+        if self.runtime.adapters is not None:  # the active version, or the canary's share
+            choice = await self.runtime.adapters.choose(turn.generation_id or uuid.uuid4().hex)
+            if choice is not None:
+                params = replace(params, adapter=choice.sha256)
+                turn.adapter_version = choice.version
         parts: list[str] = []
         logprobs: list[float] = []
         finish: Finish | None = None
@@ -300,6 +306,7 @@ class ChatService:
                     memory_ids=list(turn.plan.memory_ids) if turn.plan else [],
                     citations=list(turn.plan.citations) if turn.plan else [],
                     image_caption=turn.plan.image_caption if turn.plan else None,
+                    adapter_version=turn.adapter_version,
                     created_at=created,
                 ),
                 thread,
@@ -323,6 +330,7 @@ class ChatService:
             finish_reason=finish.finish_reason if finish else "cancelled",
             memory_ids=list(turn.plan.memory_ids) if turn.plan else [],
             citations=list(turn.plan.citations) if turn.plan else [],
+            adapter_version=turn.adapter_version,
         )
 
     async def _after_turn(self, turn: PreparedTurn, result: ChatResponse) -> None:
@@ -376,6 +384,7 @@ class ChatService:
                     session_id=t.thread_id,
                     turn_id=t.id,
                     feedback=feedback.get(t.id),
+                    adapter_version=t.adapter_version,
                 )
                 for t in turns
             ]

@@ -44,9 +44,11 @@ def utcnow() -> datetime:
 
 def import_all_models() -> type[Base]:
     """Import every feature's tables so Base.metadata is complete (Alembic, tests)."""
+    from mongars.adapters import models as _adapters  # noqa: F401
     from mongars.apikeys import models as _apikeys  # noqa: F401
     from mongars.auth import models as _auth  # noqa: F401
     from mongars.conversation import models as _conversation  # noqa: F401
+    from mongars.evolution import models as _evolution  # noqa: F401
     from mongars.feedback import models as _feedback  # noqa: F401
     from mongars.memory import models as _memory  # noqa: F401
     from mongars.persona import models as _persona  # noqa: F401

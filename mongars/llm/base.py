@@ -32,6 +32,9 @@ class GenerationParams:
     # Constrain the output to JSON matching this schema (llama.cpp grammar, Ollama
     # `format`, OpenAI `response_format`): the answer then always parses.
     json_schema: dict[str, Any] | None = None
+    # The sha256 of the LoRA adapter to answer with (docs/adapters.md); None: the base
+    # model. Only providers with ``loads_adapters`` take one.
+    adapter: str | None = None
 
 
 @dataclass(slots=True)
@@ -59,6 +62,8 @@ class LLMProvider(ABC):
     # How prompts reach the model, for the admin page (e.g. "chat template", "transcript").
     prompt_format: str = "the server's chat format"
     prompt_format_note: str = ""  # a warning about it, when there is one
+    # Whether it can answer with this server's LoRA adapters (llama.cpp here or on Ray).
+    loads_adapters: bool = False
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Load or connect; raise ProviderUnavailable when impossible."""

@@ -25,6 +25,7 @@ import numpy as np
 from mongars.errors import ProviderError, ProviderUnavailable
 from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams, LLMProvider, StreamItem
 from mongars.llm.chat_template import ChatTemplate, TemplateError, Transcript, check_template
+from mongars.llm.lora import LoraSlots
 from mongars.llm.model_files import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class LogSoftmax:
 
 class LlamaCppProvider(LLMProvider):
     name = "llamacpp"
+    loads_adapters = True
 
     def __init__(
         self,
@@ -98,6 +100,7 @@ class LlamaCppProvider(LLMProvider):
         self._add_bos = True  # whether a prompt starts with BOS (the vocabulary says)
         # The last prompt tokenized: the budget counts it, then generation uses it.
         self._last: tuple[tuple[ChatMessage, ...], list[int]] | None = None
+        self.lora = LoraSlots(data_dir)  # adapters by sha256 (mongars/llm/lora.py)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -181,12 +184,23 @@ class LlamaCppProvider(LLMProvider):
     async def close(self) -> None:
         async with self._lock:
             llm, self._llm = self._llm, None
+            self.lora.forget()
             if llm is not None:
                 await asyncio.get_running_loop().run_in_executor(self._executor, llm.close)
         self._executor.shutdown(wait=False)
 
     async def ready(self) -> bool:
         return self._llm is not None
+
+    async def use_adapter(self, sha256: str | None) -> float:
+        """Load and apply an adapter now (between answers), so that the next answer
+        with it does not wait for the file; the seconds the swap took."""
+        llm = self.llama
+        async with self._lock:
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.lora.apply, llm, sha256
+            )
+        return self.lora.last_swap_s or 0.0
 
     @property
     def llama(self) -> Any:
@@ -298,6 +312,7 @@ class LlamaCppProvider(LLMProvider):
         completion = 0
         finish_reason = "length"
         try:
+            self.lora.apply(llm, params.adapter)
             prompt_tokens = list(self._tokens(messages))
             if len(prompt_tokens) + params.max_tokens > llm.n_ctx():
                 raise ProviderError("the prompt and answer do not fit the context window")

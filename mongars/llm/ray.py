@@ -27,6 +27,7 @@ WHAT = "Ray Serve application"
 
 class RayProvider(HTTPProvider):
     name = "ray"
+    loads_adapters = True  # replicas load them from the shared data dir (docs/adapters.md)
     what = WHAT
     health_path = "/v1/info"
 

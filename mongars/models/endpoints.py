@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/models", tags=["models"])
 async def list_models(admin: AdminUser, runtime: RuntimeDep, session: SessionDep) -> ModelsOut:
     """The active profile's model per role (general, embedding, captioning) and the
     LoRA adapters completed training runs produced (candidates, newest first)."""
-    return await ModelService(session, runtime.settings).overview()
+    return await ModelService(session, runtime.settings, runtime.llm.loads_adapters).overview()
 
 
 @router.post("/provision", response_model=ProvisionReport)

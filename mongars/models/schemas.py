@@ -30,8 +30,8 @@ class ModelProfile(BaseModel):
 
 
 class AdapterOut(BaseModel):
-    """A LoRA adapter from a completed training run. Not used for generation in this
-    version: every adapter is a candidate."""
+    """A LoRA adapter from a completed training run, and its state in the adapter
+    registry (docs/adapters.md); ``unregistered`` until the registry has it."""
 
     run_id: str
     dataset_id: str
@@ -40,7 +40,10 @@ class AdapterOut(BaseModel):
     created_at: datetime
     perplexity_base: float | None = None
     perplexity_adapter: float | None = None
-    state: Literal["candidate"] = "candidate"
+    state: Literal["unregistered", "candidate", "approved", "rejected", "active", "retired"] = (
+        "unregistered"
+    )
+    version: int | None = Field(default=None, description="its adapter version id")
 
 
 class ModelsOut(BaseModel):
@@ -48,6 +51,10 @@ class ModelsOut(BaseModel):
     available_profiles: list[str]
     profile: ModelProfile
     adapters: list[AdapterOut]
+    adapters_loadable: bool = Field(
+        description="whether the chat provider can answer with this server's adapters"
+    )
+    adapters_note: str
 
 
 class ProvisionRequest(BaseModel):

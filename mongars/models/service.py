@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mongars.adapters.models import AdapterVersion
+from mongars.adapters.repository import AdapterRepository
 from mongars.auth.models import AuditEntry
 from mongars.auth.repository import AuditRepository
 from mongars.llm.model_files import CATALOGUE, embedded_model_path
@@ -164,10 +166,19 @@ def _unused_reason(role: str) -> str:
     return "not used on this server: MONGARS_CAPTION_MODEL is not set"
 
 
+def _registry_state(version: AdapterVersion | None) -> dict[str, Any]:
+    if version is None:
+        return {}
+    return {"state": version.state, "version": version.id}
+
+
 class ModelService:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+    def __init__(
+        self, session: AsyncSession, settings: Settings, loads_adapters: bool = False
+    ) -> None:
         self.session = session
         self.settings = settings
+        self.loads_adapters = loads_adapters
 
     async def overview(self) -> ModelsOut:
         models = {role: definition(self.settings, role) for role in used_roles(self.settings)}
@@ -176,10 +187,20 @@ class ModelService:
             available_profiles=[PROFILE],
             profile=ModelProfile(name=PROFILE, models=models),
             adapters=await self.adapters(),
+            adapters_loadable=self.loads_adapters,
+            adapters_note=(
+                "LoRA adapters trained here answer through llama.cpp (embedded or Ray)"
+                if self.loads_adapters
+                else f"the {self.settings.llm.provider} provider cannot load this server's "
+                "LoRA adapters: answers always come from its own model"
+            ),
         )
 
     async def adapters(self) -> list[AdapterOut]:
         runs = await TrainingRepository(self.session).completed_adapters(ADAPTERS_LISTED)
+        registered = await AdapterRepository(self.session).by_shas(
+            {r.adapter_sha256 for r in runs if r.adapter_sha256}
+        )
         return [
             AdapterOut(
                 run_id=run.id,
@@ -189,6 +210,7 @@ class ModelService:
                 created_at=run.finished_at or run.created_at,
                 perplexity_base=(run.metrics or {}).get("perplexity_base"),
                 perplexity_adapter=(run.metrics or {}).get("perplexity_adapter"),
+                **_registry_state(registered.get(run.adapter_sha256 or "")),
             )
             for run in runs
         ]

@@ -26,7 +26,18 @@ log = logging.getLogger(__name__)
 
 # Requests that are not a user's: probes, metrics scrapes, static files, and the
 # scheduler's own pages (an admin watching a job must not stop it).
-IGNORED_PREFIXES = ("/healthz", "/readyz", "/metrics", "/static", "/api/v1/jobs", "/admin/jobs")
+# Watching background work (jobs, the Evolution Engine's decisions) is not using the
+# assistant: it must not keep the machine from being idle.
+IGNORED_PREFIXES = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/static",
+    "/api/v1/jobs",
+    "/admin/jobs",
+    "/api/v1/evolution",
+    "/admin/evolution",
+)
 
 
 def counts_as_activity(path: str) -> bool:

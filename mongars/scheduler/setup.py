@@ -70,12 +70,14 @@ def plugin_jobs(paths: list[str]) -> list[JobSpec]:
 
 def all_jobs(settings: Settings) -> list[JobSpec]:
     """Every job this server's settings have (the server's and `mongars jobs`)."""
+    from mongars.evolution.tasks import evolution_jobs
     from mongars.memory.tasks import memory_jobs
     from mongars.training.tasks import training_jobs
 
     specs = scheduler_jobs() + training_jobs()
     if settings.memory.enabled:
         specs += memory_jobs()
+    specs += evolution_jobs(settings)
     specs += plugin_jobs(settings.scheduler.plugins)
     names = [s.name for s in specs]
     if len(names) != len(set(names)):

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ray import serve
 from mongars.errors import DomainError
 from mongars.llm.llamacpp import LlamaCppProvider
 from mongars.serving import protocol
+from mongars.serving.follower import AdapterFollower
 
 api = FastAPI(title="monGARS Serve")
 DEPLOYMENT = "MonGARSLLM"
@@ -64,15 +66,19 @@ def _running_replicas() -> int | None:
 @serve.deployment(name=DEPLOYMENT)
 @serve.ingress(api)
 class LLMServer:
-    """``user_config``: ``{model_path, embedded_model, data_dir, context_window, threads,
-    adapter}``; a change of model reloads it in place (``reconfigure``). ``adapter``
-    (``{version, path}`` or null) is recorded and reported: applying LoRA adapters to
-    generation comes with the adapter registry (the learning loop, part 2)."""
+    """``user_config``: ``{model_path, embedded_model, data_dir, context_window,
+    threads}``; a change of model reloads it in place (``reconfigure``).
+
+    Adapters never redeploy anything (that would restart replicas): a request names
+    its adapter (``params.adapter``, a sha256, null for the base model), and one that
+    does not gets the active version of ``<data_dir>/adapters/adapter_manifest.json``,
+    which each replica reads at start and watches (``AdapterFollower``), swapping
+    in place as soon as it changes."""
 
     def __init__(self) -> None:
         self.provider: LlamaCppProvider | None = None
         self.config: dict[str, Any] = {}
-        self.adapter: dict[str, Any] | None = None
+        self.follower: AdapterFollower | None = None
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         model_keys = ("model_path", "embedded_model", "data_dir", "context_window", "threads")
@@ -89,8 +95,11 @@ class LLMServer:
             old, self.provider = self.provider, provider
             if old is not None:
                 await old.close()
+            if self.follower is not None:
+                self.follower.stop()
+            self.follower = AdapterFollower(provider, Path(str(wanted["data_dir"] or "data")))
+            await self.follower.check()
         self.config = dict(user_config)
-        self.adapter = user_config.get("adapter")
 
     def _provider(self) -> LlamaCppProvider:
         if self.provider is None:
@@ -110,7 +119,8 @@ class LLMServer:
             "replica": context.replica_id.unique_id,
             "pid": os.getpid(),
             "replicas": await _replicas_now(),
-            "adapter": self.adapter,
+            "adapter": p.lora.applied,
+            "default_adapter": self.follower.current if self.follower else None,
         }
 
     @api.post("/v1/tokens")
@@ -137,6 +147,8 @@ class LLMServer:
             params = protocol.params_from(body.get("params"))
         except protocol.ProtocolError as exc:
             raise HTTPException(422, str(exc)) from exc
+        if "adapter" not in body["params"] and self.follower is not None:
+            params = replace(params, adapter=await self.follower.check())
 
         async def lines() -> AsyncIterator[str]:
             try:

@@ -36,7 +36,6 @@ def user_config(settings: Settings) -> dict[str, Any]:
         "data_dir": str(settings.data_dir.resolve()),
         "context_window": llm.context_window,
         "threads": cfg.replica_threads,
-        "adapter": None,
     }
 
 

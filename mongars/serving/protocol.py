@@ -45,6 +45,13 @@ def params_json(params: GenerationParams) -> dict[str, Any]:
 def params_from(data: Any) -> GenerationParams:
     if not isinstance(data, dict):
         raise ProtocolError("params: an object")
+    adapter = data.get("adapter")
+    if adapter is not None and (
+        not isinstance(adapter, str)
+        or len(adapter) != 64
+        or any(c not in "0123456789abcdef" for c in adapter)
+    ):
+        raise ProtocolError("params: adapter must be a sha256 (64 hex digits) or null")
     try:
         return GenerationParams(**data)
     except TypeError as exc:

@@ -62,6 +62,9 @@ class MessageOut(BaseModel):
     feedback: FeedbackBrief | None = Field(
         default=None, description="Your rating and suggested answer, if you gave any."
     )
+    adapter_version: int | None = Field(
+        default=None, description="The adapter version that answered; null: the base model."
+    )
 
 
 class MessagePage(BaseModel):

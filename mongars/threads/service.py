@@ -129,6 +129,7 @@ def _message_out(t: Turn, feedback: FeedbackBrief | None = None) -> MessageOut:
         completion_tokens=t.completion_tokens,
         citations=list(t.citations or []),
         feedback=feedback,
+        adapter_version=t.adapter_version,
     )
 
 

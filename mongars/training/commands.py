@@ -44,10 +44,13 @@ def with_training(fn: Callable[[TrainingSystem], Awaitable[T]]) -> T:
     migrate.upgrade(settings.resolved_database_url)
 
     async def go() -> T:
+        from mongars.adapters.registry import AdapterRegistry
+
         engine = create_engine(settings.resolved_database_url)
-        system = build_training(
-            create_session_factory(engine), settings, ensure_secret_key(settings)
-        )
+        sessions = create_session_factory(engine)
+        system = build_training(sessions, settings, ensure_secret_key(settings))
+        # A run completed here registers its adapter as a candidate, as in the server.
+        system.supervisor.on_completed.append(AdapterRegistry(sessions, settings).register_run)
         try:
             return await fn(system)
         finally:
@@ -218,6 +221,8 @@ def train(
     console.print(f"run {result.id}: {result.status} at step {result.step}/{result.total_steps}")
     if summary:
         out.print_json(json.dumps(summary))
+    if result.status == "completed" and result.objective == "sft":
+        console.print("its adapter is a candidate now: mongars adapters list")
     if result.status == "paused":
         console.print(f"resume with: mongars train --resume {result.id}")
     if result.status in ("failed", "cancelled"):

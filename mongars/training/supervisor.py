@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,8 @@ class RunSupervisor:
         self.busy = busy
         self._watches: dict[str, _Watch] = {}
         self._listener: Callable[[dict[str, Any]], None] | None = None
+        # Called with a run's id once it completed (the adapter registry registers it).
+        self.on_completed: list[Callable[[str], Awaitable[Any]]] = []
         self.frozen = False
 
     def run_dir(self, run_id: str) -> Path:
@@ -281,6 +283,12 @@ class RunSupervisor:
             }
         values["pid"] = None
         await self._update(run_id, watch, values)
+        if values.get("status") == "completed":
+            for hook in self.on_completed:
+                try:
+                    await hook(run_id)
+                except Exception:  # the run stays completed; registering can be redone
+                    log.exception("after run %s completed", run_id)
 
     async def _update(self, run_id: str, watch: _Watch, values: dict[str, Any]) -> None:
         """Write what this worker reports, unless the run is cancelled or another

@@ -1,14 +1,19 @@
 """A real Ray Serve session, run by test_ray.py inside `unshare --net` (only loopback):
 
-``python -m tests.serving.ray_session REPORT.json MODEL.gguf``
+``python -m tests.serving.ray_session REPORT.json MODEL.gguf [ADAPTER.gguf]``
 
 1. `mongars ray serve` with 2 replicas of the embedded model;
 2. the replicas' token counts and greedy answers against the embedded provider's, on
    the same messages (the same code: they must agree);
-3. `mongars serve` with ``provider=ray``: a chat, a streamed chat;
-4. a burst of streamed chats while one replica is killed (-9): which requests failed
-   and whether they had streamed;
-5. the API process's /metrics.
+3. with ADAPTER: imported into the data dir, then ``adapter_manifest.json`` written:
+   how long until both replicas report it on /v1/info, and greedy answers without an
+   ``adapter`` key vs with ``adapter: null`` (the base);
+4. `mongars serve` with ``provider=ray``: a chat, a streamed chat;
+5. a burst of streamed chats while one replica is killed (-9): which requests failed
+   and whether they had streamed; with ADAPTER, whether the replica Serve started in
+   its place serves the manifest's adapter, then the manifest rolled back to the base
+   model (current None): how long until both replicas follow, and the answers;
+6. the API process's /metrics.
 
 Everything measured goes to REPORT.json; the test asserts on it."""
 
@@ -27,6 +32,8 @@ from typing import Any
 
 import httpx
 
+from mongars.adapters import store
+from mongars.bench.adapters import wait_replicas
 from mongars.bench.ray_serve import burst, ray_stop, two_replicas_running
 from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams
 from mongars.llm.llamacpp import LlamaCppProvider
@@ -40,6 +47,17 @@ MESSAGES = [
     ChatMessage("user", "What is the capital of France?"),
 ]
 GREEDY = GenerationParams(max_tokens=24, temperature=0.0, seed=0)
+# The tiny test adapter was taught made-up towns' door colours (tests/training).
+TRAINED_QUESTION = [{"role": "user", "content": "What colour are the doors in Quenbrook?"}]
+FOLLOW_TIMEOUT_S = 30.0  # the test asserts <= 5 s; this only bounds the wait
+# Short answers. Greedy text depends a little on a replica's prompt cache: a replica
+# that evaluated the same prompt just before reuses that prefix and re-evaluates only
+# the last token, and llama.cpp's one-token and batched paths differ by up to ~0.5 in
+# the logits. The tiny adapter leaves a near-tie on the first word ("In" 32.36 vs "The"
+# 32.32), so its answer is "In Quenbrook, ..." on a fresh cache (right after a swap)
+# and "The doors in Quenbrook are a deep," on a reused one; the base model's stays
+# "The doors in Quenbrook are a mix of" for these 10 tokens.
+ANSWER_TOKENS = 10
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -51,7 +69,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
         if time.time() > deadline:
             raise RuntimeError(f"{url} did not answer in {timeout} s")
         time.sleep(0.5)
@@ -97,7 +115,62 @@ async def compare(model: str, work: Path) -> dict[str, Any]:
         await ray.close()
 
 
-def main(report_path: Path, model: str) -> None:
+def answer(url: str, **adapter: str | None) -> str:
+    """A greedy answer from ``/v1/stream`` to the trained question; ``adapter`` given
+    (even None) puts the key in the params, absent leaves it out (the manifest's)."""
+    params = {"max_tokens": ANSWER_TOKENS, "temperature": 0.0, "seed": 0, **adapter}
+    r = httpx.post(
+        f"{url}/v1/stream", json={"messages": TRAINED_QUESTION, "params": params}, timeout=120
+    )
+    r.raise_for_status()
+    text = ""
+    for line in r.text.splitlines():
+        item = json.loads(line) if line.strip() else {}
+        if "error" in item:
+            raise RuntimeError(item["error"])
+        text += item.get("delta", "")
+    return text
+
+
+def answers(url: str, n: int, **adapter: str | None) -> list[str]:
+    """``n`` answers (Serve spreads them over the replicas): all equal when every
+    replica answers with the same model."""
+    return sorted({answer(url, **adapter) for _ in range(n)})
+
+
+def activate(work: Path, adapter: Path, url: str, pids: set[int]) -> dict[str, Any]:
+    """The adapter imported and made current in the manifest; both replicas follow."""
+    data_dir = work / "data"
+    sha, _ = store.import_file(data_dir, adapter)
+    out: dict[str, Any] = {"sha": sha, "base": answers(url, 4, adapter=None)}
+    current = {"version": 1, "sha256": sha, "path": str(store.adapter_path(data_dir, sha))}
+    written = time.perf_counter()
+    store.write_manifest(data_dir, current, [current])
+    out["follow"] = wait_replicas(url, sha, pids, FOLLOW_TIMEOUT_S, written)
+    out["default"] = answers(url, 6)  # no `adapter` key: the manifest's
+    out["explicit_base"] = answers(url, 4, adapter=None)
+    out["explicit_adapter"] = answers(url, 4, adapter=sha)
+    return out
+
+
+def rollback(work: Path, url: str, sha: str, pids: set[int], new: set[int]) -> dict[str, Any]:
+    """The replica Serve started after the kill (``new``) serves the manifest's adapter
+    (the other one last answered the API's requests, which name the base model); then
+    the manifest's current is None and both replicas return to the base model."""
+    out: dict[str, Any] = {"new_pids": sorted(new)}
+    since = time.perf_counter()
+    out["new_replica"] = wait_replicas(url, sha, new, FOLLOW_TIMEOUT_S, since)
+    out["default_before"] = answers(url, 6)
+    data_dir = work / "data"
+    previous = {"version": 1, "sha256": sha, "path": str(store.adapter_path(data_dir, sha))}
+    written = time.perf_counter()
+    store.write_manifest(data_dir, None, [previous])
+    out["follow"] = wait_replicas(url, None, pids, FOLLOW_TIMEOUT_S, written)
+    out["default"] = answers(url, 6)
+    return out
+
+
+def main(report_path: Path, model: str, adapter: Path | None = None) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     work = Path(tempfile.mkdtemp(prefix="mongars-ray-"))
     env = {
@@ -132,6 +205,8 @@ def main(report_path: Path, model: str) -> None:
         pids = two_replicas_running(f"http://127.0.0.1:{RAY_PORT}")
         report["replicas"] = len(pids)
         report["compare"] = asyncio.run(compare(model, work))
+        if adapter is not None:
+            report["adapter"] = activate(work, adapter, f"http://127.0.0.1:{RAY_PORT}", pids)
         bad = httpx.post(f"http://127.0.0.1:{RAY_PORT}/v1/stream", json={"messages": []})
         report["bad_request_status"] = bad.status_code
         api_env = {
@@ -169,7 +244,12 @@ def main(report_path: Path, model: str) -> None:
         report["stored_queries"] = [h["query"] for h in history]
         report["metrics"] = httpx.get(f"{base}/metrics", timeout=30).text
         # Serve replaces the killed replica (its controller notices within seconds).
-        report["after_kill_pids"] = sorted(two_replicas_running(f"http://127.0.0.1:{RAY_PORT}"))
+        after = two_replicas_running(f"http://127.0.0.1:{RAY_PORT}")
+        report["after_kill_pids"] = sorted(after)
+        if adapter is not None and len(after) == 2:
+            report["rollback"] = rollback(
+                work, f"http://127.0.0.1:{RAY_PORT}", report["adapter"]["sha"], after, after - pids
+            )
     finally:
         for proc in (api_proc, ray_proc):
             if proc is not None:
@@ -188,4 +268,4 @@ def main(report_path: Path, model: str) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2])
+    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -1,6 +1,7 @@
 """The Ray Serve application for real: 2 replicas of the embedded model on a local Ray
 (inside a network namespace with only loopback), the ``ray`` provider through the API,
-and a replica killed during a burst of streamed chats."""
+a replica killed during a burst of streamed chats, and the replicas following
+``adapter_manifest.json`` to a real (tiny, trained here) LoRA adapter and back."""
 
 from __future__ import annotations
 
@@ -18,15 +19,20 @@ ROOT = Path(__file__).resolve().parents[2]
 UNSHARE = ["unshare", "--net", sys.executable, "-m", "tests.serving.ray_session"]
 
 
+FOLLOW_S = 5.0  # manifest written -> every replica serves it
+
+
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> dict[str, Any]:
+def session(
+    tmp_path_factory: pytest.TempPathFactory, model_path: Path, tiny_adapter: Path
+) -> dict[str, Any]:
     pytest.importorskip("ray", reason="pip install 'mongars[ray]' (make test installs it)")
     for tool in ("unshare", "ip"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed (make system-deps installs it)")
     report = tmp_path_factory.mktemp("ray") / "report.json"
     run = subprocess.run(
-        [*UNSHARE, str(report), str(model_path)],
+        [*UNSHARE, str(report), str(model_path), str(tiny_adapter)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -86,3 +92,40 @@ def test_ray_metrics_are_on_the_api_process(session: dict[str, Any]) -> None:
     assert "llm_breaker_state" in metrics
     replicas = [x for x in metrics.splitlines() if x.startswith("llm_replicas{")]
     assert replicas and replicas[0].endswith(" 2.0"), replicas
+
+
+def test_both_replicas_follow_the_manifest_to_a_new_adapter(session: dict[str, Any]) -> None:
+    a = session["adapter"]
+    follow = a["follow"]
+    # Both replicas (each pid seen on /v1/info) serve the new version within 5 s.
+    assert follow["seconds"] is not None and follow["seconds"] <= FOLLOW_S, follow
+    serving = [p for p, s in follow["pids"].items() if s["adapter"] == a["sha"]]
+    assert len(serving) == 2, follow
+    # The base model's greedy answer is one text, whichever replica gave it.
+    assert len(a["base"]) == 1, a
+    # Requests that name no adapter get the manifest's: never the base model's answer,
+    # and the same answers as requests naming the adapter (see ANSWER_TOKENS for why
+    # there can be two: a fresh prompt cache and a reused one).
+    assert not set(a["default"]) & set(a["base"]), a
+    assert not set(a["explicit_adapter"]) & set(a["base"]), a
+    assert set(a["default"]) & set(a["explicit_adapter"]), a
+    # `adapter: null` still asks for the base model.
+    assert a["explicit_base"] == a["base"], a
+
+
+def test_a_new_replica_serves_the_adapter_and_rollback_returns_to_base(
+    session: dict[str, Any],
+) -> None:
+    a, r = session["adapter"], session["rollback"]
+    # The replica Serve started in place of the killed one reads the manifest at start.
+    assert len(r["new_pids"]) == 1, r
+    new = r["new_replica"]
+    assert new["seconds"] is not None, new
+    assert new["pids"][str(r["new_pids"][0])]["default_adapter"] == a["sha"], new
+    assert r["default_before"] and not set(r["default_before"]) & set(a["base"]), r
+    # Manifest current None: both replicas back on the base model within 5 s.
+    follow = r["follow"]
+    assert follow["seconds"] is not None and follow["seconds"] <= FOLLOW_S, follow
+    pids = {str(p) for p in session["after_kill_pids"]}
+    assert pids <= {p for p, s in follow["pids"].items() if s["adapter"] is None}, follow
+    assert r["default"] == a["base"], r
