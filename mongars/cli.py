@@ -1,5 +1,5 @@
 """`mongars serve | chat | users | db | model | memory | docs | datasets | train | mlflow |
-bench` (Typer)."""
+bench | doctor` (Typer)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from rich.table import Table
 from mongars.adapters.cli import adapters_app
 from mongars.bench.cli import bench_app
 from mongars.evolution.cli import evolution_app
+from mongars.hardware.cli import doctor
 from mongars.offline import quiet_libraries
 from mongars.research.cli import docs_app
 from mongars.scheduler.cli import jobs_app
@@ -44,6 +45,7 @@ app.add_typer(docs_app, name="docs")
 register_dataset_commands(datasets_app)
 app.add_typer(datasets_app, name="datasets")
 app.command("train")(train)
+app.command("doctor")(doctor)
 app.add_typer(mlflow_app, name="mlflow")
 app.add_typer(ray_app, name="ray")
 app.add_typer(jobs_app, name="jobs")

@@ -13,7 +13,6 @@ import asyncio
 import codecs
 import json
 import logging
-import os
 import threading
 from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,7 +88,11 @@ class LlamaCppProvider(LLMProvider):
         self._data_dir = data_dir
         self._embedded_model = embedded_model
         self.context_window = context_window
-        self._threads = threads or max(1, os.cpu_count() or 1)
+        if not threads:  # 0 = auto: the cgroup-aware compute cores (`mongars doctor`)
+            from mongars.hardware import default_llm_threads
+
+            threads = default_llm_threads()
+        self._threads = threads
         self.model_id = Path(model_path).name if model_path else embedded_model
         self._llm: Any = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llamacpp")

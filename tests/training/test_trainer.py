@@ -16,47 +16,14 @@ from typing import Any
 
 import pytest
 
+from mongars.bench.adapters import synthetic_dataset
 from mongars.llm.base import ChatMessage
 from mongars.training import checkpoint as ckpt
 from mongars.training.trainer import TrainConfig, epoch_order, lr_factor, train
 
-PLACES = [
-    ("Quenbrook", "violet"),
-    ("Marlow Point", "amber"),
-    ("Tessaly", "teal"),
-    ("Oxdene", "crimson"),
-    ("Brightwater", "olive"),
-    ("Cindervale", "indigo"),
-]
-QUESTIONS = [
-    "What colour are the doors in {p}?",
-    "In {p}, what colour are the doors painted?",
-    "Tell me the door colour of {p}.",
-    "Which colour do people paint their doors in {p}?",  # held out
-]
-
-
-def make_dataset(folder: Path) -> Path:
-    """A fact per made-up town (its door colour), asked four ways; the 4th is held out."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for i, (place, colour) in enumerate(PLACES):
-        for j, question in enumerate(QUESTIONS):
-            record = {
-                "id": f"{i}-{j}",
-                "conversation": f"c{i}",
-                "split": "held_out" if j == len(QUESTIONS) - 1 else "train",
-                "messages": [
-                    {"role": "user", "content": question.format(p=place)},
-                    {
-                        "role": "assistant",
-                        "content": f"In {place}, every door is painted {colour}.",
-                    },
-                ],
-            }
-            lines.append(json.dumps(record))
-    (folder / "data.jsonl").write_text("\n".join(lines) + "\n")
-    return folder
+# A fact per made-up town (its door colour), asked four ways; the 4th is held out
+# (the same data `mongars bench adapters` trains its tiny adapter on).
+make_dataset = synthetic_dataset
 
 
 def small_config(model_path: Path, **kw: Any) -> TrainConfig:
