@@ -30,7 +30,7 @@ adapters_app = typer.Typer(
 console = Console()
 T = TypeVar("T")
 Note = Annotated[str, typer.Option("--note", "-n", help="Why (kept in the audit log).")]
-STATES = ("candidate", "approved", "rejected", "active", "retired")
+STATES = ("candidate", "approved", "rejected", "active", "retired", "pruned")
 VersionId = Annotated[int, typer.Argument(min=1, help="The adapter version's id.")]
 
 
@@ -214,6 +214,16 @@ def register(run_id: str) -> None:
     v = _with_registry(lambda r: r.register_run(run_id, _actor()))
     gate = ", ".join(g.code for g in v.gate) or "every gate passed"
     console.print(f"run {run_id}: adapter version {v.id}, {v.state} (gate: {gate})")
+
+
+@adapters_app.command("prune")
+def prune(
+    keep: Annotated[int, typer.Option(min=0, max=1000, help="Newest retired versions kept")] = 5,
+) -> None:
+    """Delete the files of rejected versions and of retired ones beyond the newest
+    KEEP (their rows and history stay). Active, canary and approved ones stay."""
+    pruned = _with_registry(lambda r: r.prune(keep, _actor()))
+    console.print(f"pruned {len(pruned)} version(s): {', '.join(map(str, pruned)) or 'none'}")
 
 
 @adapters_app.command("changes")

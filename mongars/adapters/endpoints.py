@@ -16,6 +16,8 @@ from mongars.adapters.schemas import (
     Comparison,
     Decision,
     PointerOut,
+    Prune,
+    Pruned,
     RegisterRun,
 )
 from mongars.deps import AdminUser, RuntimeDep
@@ -27,7 +29,7 @@ VersionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Before = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 StateFilter = Annotated[
-    Literal["candidate", "approved", "rejected", "active", "retired"] | None, Query()
+    Literal["candidate", "approved", "rejected", "active", "retired", "pruned"] | None, Query()
 ]
 
 
@@ -93,6 +95,13 @@ async def rollback(admin: AdminUser, registry: Registry, body: Decision) -> Poin
 async def deactivate(admin: AdminUser, registry: Registry, body: Decision) -> PointerOut:
     """The base model answers again; the canary stops."""
     return await registry.deactivate(admin.username, body.note)
+
+
+@router.post("/prune", response_model=Pruned)
+async def prune(admin: AdminUser, registry: Registry, body: Prune) -> Pruned:
+    """Delete the files of rejected versions and of retired ones beyond the newest
+    ``keep``; their rows and history stay (state ``pruned``)."""
+    return Pruned(pruned=await registry.prune(body.keep, admin.username))
 
 
 @router.post("/canary/stop", response_model=PointerOut)

@@ -28,6 +28,7 @@ class AdapterVersion(Base):
     # Why a human must approve it (empty: it passed every gate).
     gate: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # candidate | approved | rejected | active | retired (was active, still approved)
+    # | pruned (its file deleted by an explicit prune; the row and history stay)
     state: Mapped[str] = mapped_column(String(16), index=True)
     note: Mapped[str] = mapped_column(Text, default="")
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -245,10 +245,10 @@ class AdapterRegistry:
             activation = await repo.last_activation_of(pointer.active_id)
             target_id = activation.from_id if activation is not None else None
             target = await repo.version(target_id) if target_id is not None else None
-            if target is not None and target.state == "rejected":
+            if target is not None and target.state in ("rejected", "pruned"):
                 raise AdapterStateConflict(
-                    f"the previous version {target.id} was rejected since: activate another "
-                    "version or deactivate adapters"
+                    f"the previous version {target.id} was {target.state} since: activate "
+                    "another version or deactivate adapters"
                 )
             if target is not None:
                 await self._check_file(target)
@@ -295,6 +295,26 @@ class AdapterRegistry:
                 raise AdapterStateConflict("no canary is running")
             await self._set_canary(repo, pointer, None, 0.0, actor, note)
         return await self._changed()
+
+    async def prune(self, keep: int, actor: str) -> list[int]:
+        """Explicit pruning: delete the files of rejected versions and of retired ones
+        beyond the newest ``keep`` retired; their rows and history stay (state
+        ``pruned``). Active, canary, approved and candidate versions are never
+        touched. The versions pruned."""
+        async with unit_of_work(self.sessions) as session:
+            repo = AdapterRepository(session)
+            pointer = await repo.pointer(lock=True)
+            retired = await repo.page(None, 10_000, "retired")
+            doomed = retired[keep:] + await repo.page(None, 10_000, "rejected")
+            pruned = [v for v in doomed if v.id not in (pointer.active_id, pointer.canary_id)]
+            for version in pruned:
+                version.state = "pruned"
+            kept = await repo.live_shas()
+            if pruned:
+                ids = ", ".join(str(v.id) for v in pruned)
+                await repo.audit(actor, "adapter.prune", "adapters", f"versions {ids}")
+        await asyncio.to_thread(store.prune, self.data_dir, kept)
+        return [v.id for v in pruned]
 
     async def _find(self, repo: AdapterRepository, version_id: int) -> AdapterVersion:
         version = await repo.version(version_id, lock=True)

@@ -70,6 +70,11 @@ class AdapterRepository:
             query = query.where(AdapterVersion.state == state)
         return list((await self.session.execute(query)).scalars())
 
+    async def live_shas(self) -> set[str]:
+        """The hashes whose files must stay: every version not pruned."""
+        query = select(AdapterVersion.sha256).where(AdapterVersion.state != "pruned")
+        return set((await self.session.execute(query)).scalars())
+
     async def versions(self, ids: set[int]) -> dict[int, AdapterVersion]:
         if not ids:
             return {}

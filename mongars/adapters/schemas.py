@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-State = Literal["candidate", "approved", "rejected", "active", "retired"]
+State = Literal["candidate", "approved", "rejected", "active", "retired", "pruned"]
 
 
 class GateReason(BaseModel):
@@ -43,6 +43,14 @@ class AdapterPage(BaseModel):
 
 class Decision(BaseModel):
     note: str = Field(default="", max_length=2000)
+
+
+class Prune(BaseModel):
+    keep: int = Field(default=5, ge=0, le=1000, description="newest retired versions kept")
+
+
+class Pruned(BaseModel):
+    pruned: list[int]
 
 
 class RegisterRun(BaseModel):

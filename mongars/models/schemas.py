@@ -40,9 +40,9 @@ class AdapterOut(BaseModel):
     created_at: datetime
     perplexity_base: float | None = None
     perplexity_adapter: float | None = None
-    state: Literal["unregistered", "candidate", "approved", "rejected", "active", "retired"] = (
-        "unregistered"
-    )
+    state: Literal[
+        "unregistered", "candidate", "approved", "rejected", "active", "retired", "pruned"
+    ] = "unregistered"
     version: int | None = Field(default=None, description="its adapter version id")
 
 

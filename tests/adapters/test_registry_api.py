@@ -256,3 +256,26 @@ def test_refusals(setup: Any, api_factory: Any) -> None:
     only = api.client.get("/api/v1/adapters?state=active", headers=admin).json()["items"]
     assert [v["id"] for v in only] == [v1["id"]]
     assert api.client.get("/api/v1/adapters?state=bogus", headers=admin).status_code == 422
+
+
+def test_pruning_is_explicit_and_keeps_what_can_serve(setup: Any) -> None:
+    api, admin, _ = setup
+    data_dir = api.runtime.settings.data_dir
+    versions = [register(api, admin, f"weights {i}".encode()) for i in range(4)]
+    for v in versions[:3]:  # v0, v1 retired in turn; v2 active
+        post(api, admin, f"/{v['id']}/approve")
+        post(api, admin, f"/{v['id']}/activate")
+    post(api, admin, f"/{versions[3]['id']}/reject")
+    r = post(api, admin, "/prune", keep=1)
+    assert r.status_code == 200, r.text
+    # The rejected one and the oldest retired one; the newest retired (v1) is kept.
+    assert sorted(r.json()["pruned"]) == [versions[0]["id"], versions[3]["id"]]
+    for v, exists in zip(versions, (False, True, True, False), strict=True):
+        assert store.adapter_path(data_dir, v["sha256"]).exists() == exists
+    state = api.client.get(f"/api/v1/adapters/{versions[0]['id']}", headers=admin).json()
+    assert state["state"] == "pruned"
+    # Rolling back twice would reach the pruned v0: refused, clearly.
+    assert post(api, admin, "/rollback").json()["active"]["id"] == versions[1]["id"]
+    r = post(api, admin, "/rollback")
+    assert r.status_code == 409 and "pruned" in r.json()["detail"]
+    assert post(api, admin, "/prune", keep=-1).status_code == 422
