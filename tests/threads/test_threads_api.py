@@ -231,7 +231,9 @@ def test_messages_oldest_first_paginated_without_superseded(api: Api) -> None:
         "completion_tokens",
         "citations",
         "feedback",
+        "adapter_version",
     }
+    assert first["adapter_version"] is None  # no adapter active: the base model
     assert first["citations"] == []  # no documents: nothing cited
     assert first["feedback"] is None  # not rated
     assert first["response"] == REPLY and first["status"] == "completed"
