@@ -8,7 +8,6 @@ and running servers pick the change up within seconds. Every action is audited a
 from __future__ import annotations
 
 import asyncio
-import getpass
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -35,11 +34,10 @@ VersionId = Annotated[int, typer.Argument(min=1, help="The adapter version's id.
 
 
 def _actor() -> str:
-    """The audit log's actor for changes made here."""
-    try:
-        return f"cli:{getpass.getuser()}"[:64]
-    except (KeyError, OSError):
-        return "cli"
+    """The audit log's actor for changes made here (``cli:<OS user>``)."""
+    from mongars.training.commands import cli_actor
+
+    return cli_actor()
 
 
 def _with_registry(fn: Callable[[AdapterRegistry], Awaitable[T]]) -> T:
