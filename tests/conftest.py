@@ -39,6 +39,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "research": {"documents": False},
         # The scheduler (DBOS, one per process): on in tests/scheduler and where asked.
         "scheduler": {"enabled": False},
+        # Its cron job would join any scheduler test's runs: on where a test asks.
+        "evolution": {"enabled": False},
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]

@@ -87,7 +87,8 @@ def test_cli_diagnoses_and_approves(
 
 
 def test_diagnose_job_runs_on_the_scheduler(api_factory: Callable[..., Api]) -> None:
-    assert "evolution.diagnose" in [s.name for s in all_jobs(make_settings(Path("/tmp")))]
+    on = make_settings(Path("/tmp"), evolution={"enabled": True})
+    assert "evolution.diagnose" in [s.name for s in all_jobs(on)]
     off = make_settings(Path("/tmp"), evolution={"enabled": False})
     assert "evolution.diagnose" not in [s.name for s in all_jobs(off)]
 
