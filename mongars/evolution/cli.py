@@ -17,6 +17,7 @@ from rich.console import Console
 
 from mongars.errors import DomainError
 from mongars.settings import Settings
+from mongars.training.commands import cli_actor
 
 if TYPE_CHECKING:
     from mongars.evolution.service import EvolutionEngine
@@ -27,7 +28,6 @@ evolution_app = typer.Typer(
 )
 console = Console()
 T = TypeVar("T")
-ACTOR = "cli"
 
 
 @dataclass
@@ -117,12 +117,12 @@ def diagnose() -> None:
 @evolution_app.command("approve")
 def approve(decision_id: int, note: str = "") -> None:
     """Execute an awaiting decision now (e.g. the adapter rollback)."""
-    out = _with_engine(lambda e: e.approve(decision_id, ACTOR, note))
+    out = _with_engine(lambda e: e.approve(decision_id, cli_actor(), note))
     console.print(f"decision {out.id}: {out.status}: {out.outcome}")
 
 
 @evolution_app.command("reject")
 def reject(decision_id: int, note: str = "") -> None:
     """Reject an awaiting decision: nothing is done."""
-    out = _with_engine(lambda e: e.reject(decision_id, ACTOR, note))
+    out = _with_engine(lambda e: e.reject(decision_id, cli_actor(), note))
     console.print(f"decision {out.id}: {out.status}")

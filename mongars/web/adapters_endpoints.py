@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from mongars.adapters.endpoints import Registry
 from mongars.adapters.registry import AdapterRegistry
 from mongars.adapters.schemas import PointerOut
 from mongars.auth.models import User
-from mongars.deps import RuntimeDep
-from mongars.errors import DomainError, FeatureDisabled, InvalidInput
+from mongars.errors import DomainError, InvalidInput
 from mongars.web.render import HtmlRoute, redirect, render, safe_next
 from mongars.web.session import CsrfChecked, WebAdmin
 
@@ -36,15 +36,6 @@ NO_ADAPTERS = (
     "can be approved, but the base model answers every turn. Use the embedded "
     "llama.cpp model or Ray Serve to serve them."
 )
-
-
-def get_registry(runtime: RuntimeDep) -> AdapterRegistry:
-    if runtime.adapters is None:  # pragma: no cover - always built by the app
-        raise FeatureDisabled("the adapter registry is not running")
-    return runtime.adapters
-
-
-Registry = Annotated[AdapterRegistry, Depends(get_registry)]
 
 
 def _back(target: str | None) -> str:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from mongars.deps import RuntimeDep
-from mongars.errors import FeatureDisabled
-from mongars.evolution.service import EvolutionEngine
+from mongars.evolution.endpoints import Engine
 from mongars.web.render import HtmlRoute, redirect, render
 from mongars.web.session import CsrfChecked, WebAdmin
 
@@ -21,15 +19,6 @@ DecisionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Before = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 Note = Annotated[str, Form(max_length=500)]
 PAGE = 30
-
-
-def get_engine(runtime: RuntimeDep) -> EvolutionEngine:
-    if runtime.evolution is None:  # pragma: no cover - always built by the app
-        raise FeatureDisabled("the evolution engine is not running")
-    return runtime.evolution
-
-
-Engine = Annotated[EvolutionEngine, Depends(get_engine)]
 
 
 @router.get("")
