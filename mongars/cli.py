@@ -94,6 +94,26 @@ def serve(
     )
 
 
+@app.command()
+def openapi(
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to this file (default: stdout)")
+    ] = None,
+) -> None:
+    """Print the API's OpenAPI schema as JSON (what the SDKs are generated from)."""
+    import json
+
+    from mongars.app import create_app
+
+    # Building the app reads settings and registers routes; nothing starts or is written.
+    text = json.dumps(create_app(Settings()).openapi(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
 def _prepare(settings: Settings) -> None:
     if settings.llm.provider == "llamacpp" and not settings.llm.model_path:
         prepare_model_with_progress(settings)
