@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt nodeps.t
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup system-deps run test test-fast lint format bench clean
+.PHONY: setup system-deps run test test-fast lint format bench clean render
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,13 +42,18 @@ test-fast: setup
 	$(BIN)/pytest -m "not model and not postgres and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check mongars tests
-	$(BIN)/ruff format --check mongars tests
+	$(BIN)/ruff check mongars tests deploy
+	$(BIN)/ruff format --check mongars tests deploy
 	$(BIN)/mypy
+	$(BIN)/python deploy/render.py --check
 
 format: $(STAMP)
-	$(BIN)/ruff format mongars tests
-	$(BIN)/ruff check --fix mongars tests
+	$(BIN)/ruff format mongars tests deploy
+	$(BIN)/ruff check --fix mongars tests deploy
+
+# Kubernetes manifests rendered from the Helm chart into deploy/k8s (docs/deploy.md).
+render: $(STAMP)
+	$(BIN)/python deploy/render.py
 
 bench: setup
 	$(BIN)/mongars bench chat
