@@ -113,6 +113,13 @@ class ProviderTimeout(DomainError):
     status, code = 504, "provider_timeout"
 
 
+class SecretsUnavailable(DomainError):
+    """Secrets could not be read from their backend (Vault unreachable, denied, a key
+    missing): raised at start, which then fails; never replaced by a default."""
+
+    status, code = 503, "secrets_unavailable"
+
+
 def error_for_code(code: str, detail: str) -> DomainError:
     """Rebuild a domain error from its code (events carry codes across processes)."""
     pending: list[type[DomainError]] = [DomainError]

@@ -188,9 +188,11 @@ def _caller() -> str:
 
 def allowed_hosts(settings: Settings) -> set[str]:
     """The hosts the settings name, which the guard lets through: the LLM server,
-    Redis, PostgreSQL, the SearxNG instance, hosts research may fetch from
+    Redis, PostgreSQL, Vault, the SearxNG instance, hosts research may fetch from
     although private, and ``MONGARS_OFFLINE_ALLOW_HOSTS``."""
     urls = [*settings.llm.endpoints, settings.redis_url, settings.database_url]
+    if settings.secrets.backend == "vault":
+        urls.append(settings.secrets.vault_addr)
     hosts = {h.lower() for h in settings.offline_allow_hosts}
     if settings.research.web:
         urls.append(settings.research.searxng_url)
