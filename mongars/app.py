@@ -42,6 +42,8 @@ from mongars.observability.metrics import create_metrics
 from mongars.observability.middleware import MetricsMiddleware
 from mongars.offline import allowed_hosts, guard, quiet_libraries
 from mongars.openai_api.endpoints import router as openai_router
+from mongars.peers.endpoints import router as peers_router
+from mongars.peers.setup import start_peers
 from mongars.persona.contributor import PersonaContributor
 from mongars.persona.endpoints import router as persona_router
 from mongars.persona.service import PersonaService
@@ -53,6 +55,7 @@ from mongars.runtime import Runtime
 from mongars.scheduler.endpoints import router as jobs_router
 from mongars.scheduler.middleware import ActivityMiddleware
 from mongars.scheduler.setup import start_scheduler
+from mongars.secrets import SecretsRefresher, resolve_settings
 from mongars.settings import Settings, ensure_secret_key
 from mongars.threads.endpoints import router as threads_router
 from mongars.training.endpoints import router as training_router
@@ -127,6 +130,7 @@ def create_app(
     app.include_router(models_router)
     app.include_router(adapters_router)
     app.include_router(evolution_router)
+    app.include_router(peers_router)
     # Operator console (server-rendered pages + vendored static assets).
     app.include_router(web_router)
     app.include_router(web_memory_router)
@@ -144,6 +148,10 @@ def create_app(
 async def build_runtime(
     settings: Settings, llm: LLMProvider | None = None, embedder: Embedder | None = None
 ) -> Runtime:
+    # MONGARS_SECRETS__BACKEND=vault: the secrets from Vault, or SecretsUnavailable.
+    resolved = await asyncio.to_thread(resolve_settings, settings)
+    if resolved is not None:
+        settings = resolved.settings
     secret = ensure_secret_key(settings)
     if settings.db_auto_upgrade:
         await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
@@ -200,12 +208,18 @@ async def build_runtime(
     runtime.busy_hooks.append(runtime.training.supervisor.freeze)
     runtime.adapters = await start_adapters(runtime)
     runtime.evolution = EvolutionEngine(runtime)
+    if settings.peers.enabled:  # off by default: nothing leaves this node
+        runtime.peers = await start_peers(runtime)
     if settings.scheduler.enabled:  # last: its jobs use everything above
         try:
             runtime.scheduler = await start_scheduler(runtime)
         except BaseException:
             await dispose_runtime(runtime)
             raise
+    if resolved is not None:  # re-read on a timer; new connections use its password
+        runtime.secrets = SecretsRefresher(runtime, resolved)
+        runtime.secrets.attach(engine)
+        runtime.secrets.start()
     if users == 0:
         runtime.setup_token = secrets.token_urlsafe(24)
         log.warning(
@@ -219,6 +233,8 @@ async def build_runtime(
 
 
 async def dispose_runtime(runtime: Runtime) -> None:
+    if runtime.secrets is not None:
+        await runtime.secrets.stop()
     if runtime.scheduler is not None:  # first: its jobs use everything below
         await runtime.scheduler.stop()
         runtime.scheduler = None

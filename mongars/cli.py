@@ -21,8 +21,10 @@ from mongars.bench.cli import bench_app
 from mongars.evolution.cli import evolution_app
 from mongars.hardware.cli import doctor
 from mongars.offline import quiet_libraries
+from mongars.peers.cli import peers_app
 from mongars.research.cli import docs_app
 from mongars.scheduler.cli import jobs_app
+from mongars.secrets.cli import load_settings as _settings  # with Vault's secrets
 from mongars.serving.cli import ray_app
 from mongars.settings import Settings
 from mongars.training.cli import datasets_app
@@ -51,6 +53,7 @@ app.add_typer(ray_app, name="ray")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(evolution_app, name="evolution")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(peers_app, name="peers")
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -77,11 +80,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port")] = None,
 ) -> None:
     """Run the API server (embedded defaults: SQLite + llama.cpp, 127.0.0.1:8000)."""
+    # First (before the app's imports): one line and exit 1 when Vault cannot give them.
+    settings = _settings()
+
     import uvicorn
 
     from mongars.app import create_app
 
-    settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s:%(name)s: %(message)s"
     )
@@ -91,6 +96,9 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
+        # HTTPS with this node's certificate (peers pin its fingerprint): docs/peers.md
+        ssl_certfile=settings.peers.tls_certfile or None,
+        ssl_keyfile=settings.peers.tls_keyfile or None,
     )
 
 
@@ -186,7 +194,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the migrations to the configured database (MONGARS_DATABASE_URL)."""
     from mongars.db import migrate
 
-    settings = Settings()
+    settings = _settings()
     migrate.upgrade(settings.resolved_database_url, revision)
     console.print(f"database at {revision}")
 
@@ -196,7 +204,7 @@ def db_check() -> None:
     """Fail if the tables in code and the migrations differ."""
     from mongars.db import migrate
 
-    migrate.check(Settings().resolved_database_url)
+    migrate.check(_settings().resolved_database_url)
     console.print("no drift")
 
 
@@ -218,7 +226,7 @@ def _with_auth(fn: Callable[..., Awaitable[T]]) -> T:
     from mongars.errors import DomainError
     from mongars.settings import ensure_secret_key
 
-    settings = Settings()
+    settings = _settings()
     _upgrade(settings)
 
     async def go() -> T:
@@ -363,7 +371,7 @@ async def _with_memory_control(
 def memory_retention() -> None:
     """Delete memories older than their kind's retention now (MONGARS_MEMORY__RETENTION_DAYS,
     e.g. '{"turn": 365}'); the server also does this daily."""
-    settings = Settings()
+    settings = _settings()
     _upgrade(settings)
     report = _run(
         _with_memory_control(settings, lambda control: control.apply_retention(), models=False)
@@ -389,7 +397,7 @@ def memory_consolidate(
     from mongars.memory.control import MemoryControl
     from mongars.memory.schemas import ConsolidationReport
 
-    settings = Settings()
+    settings = _settings()
     _upgrade(settings)
     _prepare(settings)
     labels = {"dedupe": "merging near-duplicates", "summaries": "summarising old threads"}

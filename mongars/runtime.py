@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from mongars.conversation.plan import TurnContributor
     from mongars.evolution.service import EvolutionEngine
     from mongars.memory.setup import MemorySystem
+    from mongars.peers.service import PeerMesh
     from mongars.research.setup import DocumentSystem
     from mongars.scheduler.service import Scheduler
+    from mongars.secrets import SecretsRefresher
     from mongars.training.setup import TrainingSystem
 
 
@@ -45,8 +47,11 @@ class Runtime:
     scheduler: Scheduler | None = None
     adapters: AdapterRegistry | None = None
     evolution: EvolutionEngine | None = None
+    peers: PeerMesh | None = None
+    secrets: SecretsRefresher | None = None  # MONGARS_SECRETS__BACKEND=vault
     # Answers being generated now in this process (the training worker yields to them).
     generating: int = 0
+    generations_done: int = 0  # since start (peer telemetry's tasks_processed)
     # Called with True when this process starts generating, False when it stops.
     busy_hooks: list[Callable[[bool], None]] = field(default_factory=list)
     _hub: GenerationHub | None = None
@@ -59,6 +64,7 @@ class Runtime:
 
     def generation_ended(self) -> None:
         self.generating -= 1
+        self.generations_done += 1
         if self.generating == 0:
             for hook in self.busy_hooks:
                 hook(False)

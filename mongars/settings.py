@@ -368,6 +368,91 @@ class EvolutionSettings(BaseModel):
     cooldown_min: float = Field(default=60.0, ge=0)
 
 
+class PeersSettings(BaseModel):
+    """Federation with paired monGARS nodes (docs/peers.md). Off by default: no peer
+    route answers and no telemetry leaves this node."""
+
+    enabled: bool = False
+    # Plain HTTP between peers, only for a private link (WireGuard/Tailscale, loopback).
+    allow_http: bool = False
+    invite_ttl_s: float = Field(default=900.0, gt=0, le=7 * 86400)
+    telemetry_interval_s: float = Field(default=5.0, gt=0)
+    # A peer is healthy while its telemetry is younger than this.
+    stale_after_s: float = Field(default=30.0, gt=0)
+    # Signed requests: accepted clock difference and lifetime.
+    clock_skew_s: float = Field(default=60.0, gt=0, le=600)
+    request_ttl_s: float = Field(default=60.0, gt=0, le=300)
+    timeout_s: float = Field(default=10.0, gt=0)
+    # How long peers keep accepting a rotated-away signing key.
+    key_grace_s: float = Field(default=86400.0, ge=0)
+    # This node's TLS certificate (PEM), whose fingerprint its invites carry: peers
+    # pin it (self-signed certificates need no CA). `mongars serve` serves with it.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+
+
+class SecretsSettings(BaseModel):
+    """Where the JWT secret, the database password and the provider API key come from
+    (docs/secrets.md): ``env`` (these settings, and the generated secret file) or
+    ``vault`` (a Vault/OpenBao KV v2 entry, read at start and every ``refresh_s``).
+    Reading settings never contacts Vault: mongars.secrets does, at start."""
+
+    backend: Literal["env", "vault"] = "env"
+    vault_addr: str = ""  # e.g. https://vault.example:8200
+    vault_auth: Literal["token", "approle"] = "token"
+    vault_token: SecretStr = SecretStr("")
+    vault_token_file: Path | None = None  # read at each login (an agent may rewrite it)
+    vault_role_id: str = ""
+    vault_role_id_file: Path | None = None
+    vault_secret_id: SecretStr = SecretStr("")
+    vault_secret_id_file: Path | None = None
+    vault_approle_mount: str = "approle"
+    vault_mount: str = "secret"  # the KV v2 engine's mount
+    vault_path: str = "mongars"  # the entry holding secret_key, database_password, llm_api_key
+    vault_cacert: Path | None = None  # CA bundle for an https Vault (default: system CAs)
+    refresh_s: float = Field(default=300.0, ge=0, description="0 = read once, at start")
+    timeout_s: float = Field(default=10.0, gt=0, description="per Vault request")
+
+    def check(self, settings: Settings) -> None:
+        """Refuse incomplete or contradictory Vault settings (no I/O)."""
+        if self.backend != "vault":
+            return
+        if not is_http_url(self.vault_addr):
+            raise ValueError(
+                "MONGARS_SECRETS__BACKEND=vault needs MONGARS_SECRETS__VAULT_ADDR "
+                "(http:// or https://, e.g. https://127.0.0.1:8200)"
+            )
+        if self.vault_auth == "token" and not (
+            self.vault_token.get_secret_value() or self.vault_token_file
+        ):
+            raise ValueError(
+                "Vault token auth needs MONGARS_SECRETS__VAULT_TOKEN or ..._VAULT_TOKEN_FILE"
+            )
+        if self.vault_auth == "approle" and not (
+            (self.vault_role_id or self.vault_role_id_file)
+            and (self.vault_secret_id.get_secret_value() or self.vault_secret_id_file)
+        ):
+            raise ValueError(
+                "Vault AppRole auth needs MONGARS_SECRETS__VAULT_ROLE_ID(_FILE) and "
+                "MONGARS_SECRETS__VAULT_SECRET_ID(_FILE)"
+            )
+        if settings.secret_key.get_secret_value():
+            raise ValueError(
+                "MONGARS_SECRET_KEY is set but MONGARS_SECRETS__BACKEND=vault reads the "
+                "secret from Vault (key 'secret_key'): unset one of them"
+            )
+        if settings.database_url and urlsplit(settings.database_url).password:
+            raise ValueError(
+                "MONGARS_DATABASE_URL holds a password but MONGARS_SECRETS__BACKEND=vault reads "
+                "it from Vault (key 'database_password'): remove it from the URL"
+            )
+        if settings.llm.api_key.get_secret_value():
+            raise ValueError(
+                "MONGARS_LLM__API_KEY is set but MONGARS_SECRETS__BACKEND=vault reads it "
+                "from Vault (key 'llm_api_key'): unset one of them"
+            )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MONGARS_",
@@ -405,6 +490,10 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     ray: RaySettings = RaySettings()
     evolution: EvolutionSettings = EvolutionSettings()
+    secrets: SecretsSettings = SecretsSettings()  # env or vault (docs/secrets.md)
+    peers: PeersSettings = PeersSettings()
+    # This node's address as peers reach it (in its invites); default http://HOST:PORT.
+    public_url: str = ""
     # Image input: a BLIP captioning model directory (transformers); empty = no image input.
     caption_model: str = ""
     caption_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="decoded image")
@@ -413,14 +502,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        key = self.secret_key.get_secret_value()
-        if self.env is Environment.production and key.lower() in PLACEHOLDER_SECRETS:
-            raise ValueError(
-                "MONGARS_SECRET_KEY must be set to a real secret in production "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
-            )
-        if self.env is Environment.production and len(key) < 32:
-            raise ValueError("MONGARS_SECRET_KEY must be at least 32 characters in production")
+        self.secrets.check(self)
+        if self.secrets.backend == "env":  # else checked when read from Vault
+            check_secret_key(self.env, self.secret_key.get_secret_value(), "MONGARS_SECRET_KEY")
         if self.llm.max_tokens >= self.llm.context_window:
             raise ValueError("llm.max_tokens must be smaller than llm.context_window")
         if self.llm.provider in ("ollama", "openai", "ray") and not self.llm.endpoints:
@@ -460,6 +544,17 @@ def is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def check_secret_key(env: Environment, key: str, source: str) -> None:
+    """Refuse a placeholder or short signing secret in production."""
+    if env is Environment.production and key.lower() in PLACEHOLDER_SECRETS:
+        raise ValueError(
+            f"{source} must be set to a real secret in production "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+    if env is Environment.production and len(key) < 32:
+        raise ValueError(f"{source} must be at least 32 characters in production")
+
+
 def ensure_secret_key(settings: Settings) -> str:
     """Return the signing secret, generating and storing one (mode 0600) if unset.
 
@@ -469,6 +564,13 @@ def ensure_secret_key(settings: Settings) -> str:
     key = settings.secret_key.get_secret_value()
     if key:
         return key
+    if settings.secrets.backend == "vault":  # never a generated secret in Vault's place
+        from mongars.errors import SecretsUnavailable
+
+        raise SecretsUnavailable(
+            "the secret key comes from Vault (MONGARS_SECRETS__BACKEND=vault) but was not "
+            "read: resolve the settings with mongars.secrets.resolve_settings first"
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = settings.data_dir / SECRET_FILE
     if path.exists():

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mongars.errors import DomainError
-from mongars.settings import Settings
+from mongars.secrets.cli import load_settings
 
 if TYPE_CHECKING:
     from mongars.adapters.registry import AdapterRegistry
@@ -46,7 +46,7 @@ def _with_registry(fn: Callable[[AdapterRegistry], Awaitable[T]]) -> T:
     from mongars.adapters.registry import AdapterRegistry
     from mongars.db.engine import create_engine, create_session_factory
 
-    settings = Settings()
+    settings = load_settings()
 
     async def go() -> T:
         engine = create_engine(settings.resolved_database_url)

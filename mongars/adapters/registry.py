@@ -415,6 +415,9 @@ class AdapterRegistry:
 
     # -- which adapter answers ---------------------------------------------------
 
+    def active_sha(self) -> str | None:
+        return self.selector.active_sha()
+
     async def choose(self, generation_id: str) -> Choice | None:
         """The adapter for one answer (selection.py); None: the base model."""
         return await self.selector.choose(generation_id)

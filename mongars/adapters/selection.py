@@ -56,6 +56,11 @@ class AdapterSelector:
         self._read_at = float("-inf")
         self._refresh_lock = asyncio.Lock()
 
+    def active_sha(self) -> str | None:
+        """The active version's sha256 as last read (no database access)."""
+        snap = self._snapshot
+        return snap.active[1] if snap is not None and snap.active is not None else None
+
     def invalidate(self) -> None:
         self._read_at = float("-inf")
 

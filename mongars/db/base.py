@@ -51,6 +51,7 @@ def import_all_models() -> type[Base]:
     from mongars.evolution import models as _evolution  # noqa: F401
     from mongars.feedback import models as _feedback  # noqa: F401
     from mongars.memory import models as _memory  # noqa: F401
+    from mongars.peers import models as _peers  # noqa: F401
     from mongars.persona import models as _persona  # noqa: F401
     from mongars.research import models as _research  # noqa: F401
     from mongars.scheduler import models as _scheduler  # noqa: F401

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from mongars.errors import DomainError
-from mongars.settings import Settings
+from mongars.secrets.cli import load_settings
 from mongars.training.commands import cli_actor
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _with_engine(fn: Callable[[EvolutionEngine], Awaitable[T]]) -> T:
     from mongars.scheduler.idle import Activity, IdleGate
     from mongars.scheduler.setup import all_jobs
 
-    settings = Settings()
+    settings = load_settings()
 
     async def go() -> T:
         engine = create_engine(settings.resolved_database_url)

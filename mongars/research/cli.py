@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from mongars.secrets.cli import load_settings
 from mongars.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports the heavy modules only in the command that runs
@@ -159,7 +160,7 @@ def _run(coro: Awaitable[T]) -> T:
 def _upgraded() -> Settings:
     from mongars.db import migrate
 
-    settings = Settings()
+    settings = load_settings()
     migrate.upgrade(settings.resolved_database_url)
     return settings
 

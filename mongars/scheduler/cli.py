@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mongars.errors import DomainError
-from mongars.settings import Settings
+from mongars.secrets.cli import load_settings
 
 jobs_app = typer.Typer(help="The scheduler's jobs (docs/jobs.md).", no_args_is_help=True)
 console = Console()
@@ -29,7 +29,7 @@ def _with_admin(fn: Callable[[Any], Awaitable[T]]) -> T:
     from mongars.scheduler.idle import Activity, IdleGate
     from mongars.scheduler.setup import all_jobs
 
-    settings = Settings()
+    settings = load_settings()
 
     async def go() -> T:
         engine = create_engine(settings.resolved_database_url)

@@ -37,6 +37,8 @@ IGNORED_PREFIXES = (
     "/admin/jobs",
     "/api/v1/evolution",
     "/admin/evolution",
+    # Paired nodes' signed requests (telemetry every few seconds) are not a user.
+    "/api/v1/peer/mesh",
 )
 
 

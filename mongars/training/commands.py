@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mongars.settings import Settings
+from mongars.secrets.cli import load_settings
 
 if TYPE_CHECKING:  # the CLI imports the heavy modules only in the command that runs
     from mongars.training.setup import TrainingSystem
@@ -40,7 +40,7 @@ def with_training(fn: Callable[[TrainingSystem], Awaitable[T]]) -> T:
     from mongars.training.setup import build_training
 
     quiet_libraries()
-    settings = Settings()
+    settings = load_settings()
     migrate.upgrade(settings.resolved_database_url)
 
     async def go() -> T:
@@ -238,7 +238,7 @@ def mlflow_ui(
     from mongars.offline import quiet_libraries
 
     quiet_libraries()
-    settings = Settings()
+    settings = load_settings()
     root = settings.data_dir.resolve() / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
     args = [

@@ -1,0 +1,1 @@
+"""Peer mesh: federation between paired monGARS nodes (docs/peers.md)."""

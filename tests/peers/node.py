@@ -1,0 +1,28 @@
+"""One test node: a real uvicorn process with its own data dir (database, keys) and a
+scripted model. Settings come from MONGARS_* variables. Usage: python -m tests.peers.node PORT"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from mongars.app import create_app
+from mongars.settings import Settings
+from tests.fakes import ScriptedLLM
+
+
+def main() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    uvicorn.run(
+        create_app(settings, llm=ScriptedLLM()),
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        log_level="warning",
+        ssl_certfile=settings.peers.tls_certfile or None,
+        ssl_keyfile=settings.peers.tls_keyfile or None,
+    )
+
+
+if __name__ == "__main__":
+    main()
