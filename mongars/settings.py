@@ -385,6 +385,17 @@ class PeersSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
     # How long peers keep accepting a rotated-away signing key.
     key_grace_s: float = Field(default=86400.0, ge=0)
+    # Work this node takes from paired peers, and work it hands to them when busy:
+    # kinds "chat" (a generation, streamed back) and "embed" (an embedding batch).
+    accept: list[Literal["chat", "embed"]] = []
+    delegate: list[Literal["chat", "embed"]] = []
+    # Delegate only while this node's load factor (generations per slot) is at least this.
+    delegate_min_load: float = Field(default=1.0, ge=0)
+    # User data goes only to peers paired as the same owner, unless this is true.
+    delegate_to_other_owners: bool = False
+    # Share of delegated deterministic work (embeddings, temperature-0 answers) re-run
+    # here to check the peer; a mismatch quarantines it.
+    spot_check_share: float = Field(default=0.05, ge=0, le=1)
     # This node's TLS certificate (PEM), whose fingerprint its invites carry: peers
     # pin it (self-signed certificates need no CA). `mongars serve` serves with it.
     tls_certfile: str = ""

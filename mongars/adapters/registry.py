@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -109,6 +110,57 @@ class AdapterRegistry:
             await self.approve(version_id, "policy", "every gate passed (auto_activate)")
             await self.activate(version_id, "policy", "every gate passed (auto_activate)")
         return await self.get(version_id)
+
+    async def register_replica(
+        self, source: Path, manifest: dict[str, Any], node_id: str, actor: str
+    ) -> AdapterOut:
+        """An adapter replicated from a paired peer (docs/peers.md): stored like a local
+        one, always a candidate that needs this node's approval (gate ``replicated``)."""
+        sha, size = await asyncio.to_thread(store.import_file, self.data_dir, source)
+        if sha != manifest["adapter"]:
+            raise AdapterDamaged(f"replicated file's sha256 {sha} is not {manifest['adapter']}")
+        gate = [
+            {
+                "code": "replicated",
+                "detail": f"replicated from peer {node_id}: this node's admin decides",
+                "figure": node_id,
+                "limit": None,
+            }
+        ]
+        async with unit_of_work(self.sessions) as session:
+            repo = AdapterRepository(session)
+            existing = await repo.by_sha(sha)
+            if existing is not None:
+                return self._out(existing, None)
+            version = await repo.add(
+                AdapterVersion(
+                    sha256=sha,
+                    size_bytes=size,
+                    run_id=f"peer:{node_id}"[:32],
+                    dataset_id="",
+                    dataset_sha256="",
+                    base_model=str(manifest.get("base_model", ""))[:200],
+                    metrics=dict(manifest.get("metrics") or {}),
+                    gate=gate,
+                    state="candidate",
+                )
+            )
+            await repo.audit(actor, "adapter.replicate", f"adapter:{version.id}", node_id)
+            version_id = version.id
+        return await self.get(version_id)
+
+    async def has(self, sha256: str) -> bool:
+        async with unit_of_work(self.sessions) as session:
+            return await AdapterRepository(session).by_sha(sha256) is not None
+
+    async def shareable(self) -> list[AdapterVersion]:
+        """Versions this node vouches for (approved, active or retired): what it offers
+        to same-owner peers."""
+        async with unit_of_work(self.sessions) as session:
+            rows = await AdapterRepository(session).by_states(("approved", "active", "retired"))
+            for row in rows:
+                session.expunge(row)
+            return rows
 
     def _base_model(self, run: Any) -> str:
         model = (run.params or {}).get("model_path") or self.settings.llm.model_path

@@ -57,6 +57,10 @@ class AdapterRepository:
         query = select(AdapterVersion).where(AdapterVersion.sha256.in_(shas))
         return {v.sha256: v for v in (await self.session.execute(query)).scalars()}
 
+    async def by_states(self, states: tuple[str, ...]) -> list[AdapterVersion]:
+        query = select(AdapterVersion).where(AdapterVersion.state.in_(states))
+        return list((await self.session.execute(query.order_by(AdapterVersion.id))).scalars())
+
     async def add(self, version: AdapterVersion) -> AdapterVersion:
         self.session.add(version)
         await self.session.flush()

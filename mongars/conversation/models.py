@@ -56,4 +56,6 @@ class Turn(Base):
     image_caption: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The adapter version that produced the answer (docs/adapters.md); null: the base model.
     adapter_version: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    # The paired node that generated the answer when it was delegated (docs/peers.md).
+    answered_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

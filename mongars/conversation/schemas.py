@@ -97,6 +97,11 @@ class ChatResponse(BaseModel):
         description="The adapter version that produced the answer (docs/adapters.md); "
         "null: the base model.",
     )
+    answered_by: str | None = Field(
+        default=None,
+        description="The paired node that generated the answer when this node handed "
+        "the turn over (docs/peers.md); null: this node.",
+    )
 
 
 class HistoryItem(BaseModel):

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import anyio
 
@@ -37,7 +38,7 @@ from mongars.errors import (
     ProviderError,
 )
 from mongars.feedback.service import feedback_briefs
-from mongars.llm.base import Finish, GenerationParams, mean_probability
+from mongars.llm.base import Delta, Finish, GenerationParams, StreamItem, mean_probability
 from mongars.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class PreparedTurn:
     stages: dict[str, float] = field(default_factory=dict)
     generation_id: str | None = None  # set by the generation hub; makes the store idempotent
     adapter_version: int | None = None  # the adapter version that answers (None: base)
+    answered_by: str | None = None  # the paired node that answered (None: this node)
     supersedes: int | None = None  # the turn a regenerated answer replaces
     thread_existed: bool = False  # if it then disappears, the user deleted it: do not revive it
     plan: TurnPlan | None = None
@@ -208,7 +210,8 @@ class ChatService:
         gen_start = time.perf_counter()
         self.runtime.generation_started()  # a training worker waits meanwhile
         try:
-            async with aclosing(self.llm.stream(turn.prompt.messages, params)) as stream:
+            source = await self._source(turn, params)
+            async with aclosing(source) as stream:
                 async for item in stream:
                     if isinstance(item, Finish):
                         finish = item
@@ -259,6 +262,55 @@ class ChatService:
         await self._after_turn(turn, result)
         yield TurnDone(result)
 
+    async def _source(
+        self, turn: PreparedTurn, params: GenerationParams
+    ) -> AsyncGenerator[StreamItem, None]:
+        """This node's model, or, when it is busy and a paired peer takes chat work, that
+        peer (docs/peers.md). A peer that fails before its first token is replaced by
+        this node's model; one that fails later fails the turn (nothing is stored)."""
+        mesh = self.runtime.peers
+        peer = None
+        if mesh is not None and mesh.delegator is not None:
+            # This node's load without this turn (already counted as generating).
+            peer = await mesh.delegator.pick("chat", local=self.runtime.generating - 1)
+        if peer is None or mesh is None or mesh.delegator is None:
+            return self.llm.stream(turn.prompt.messages, params)
+        return self._delegated(turn, params, peer)
+
+    async def _delegated(
+        self, turn: PreparedTurn, params: GenerationParams, peer: Any
+    ) -> AsyncGenerator[StreamItem, None]:
+        from mongars.peers.transport import PeerUnreachable
+        from mongars.peers.work import WorkRefused
+
+        mesh = self.runtime.peers
+        assert mesh is not None and mesh.delegator is not None
+        started, parts = False, []
+        remote_params = replace(params, adapter=None)  # the peer answers with its own
+        try:
+            async with aclosing(
+                mesh.delegator.remote_chat(peer, turn.prompt.messages, remote_params)
+            ) as remote:
+                async for item in remote:
+                    if not started:
+                        started = True
+                        turn.adapter_version = None
+                        turn.answered_by = peer.node_id
+                    if isinstance(item, Delta):
+                        parts.append(item.text)
+                    yield item
+        except (PeerUnreachable, WorkRefused) as exc:
+            if started:
+                raise ProviderError(f"the peer that answered failed: {exc}") from exc
+            log.info("delegation to %s failed before its first token: %s", peer.node_id, exc)
+            async with aclosing(self.llm.stream(turn.prompt.messages, params)) as local:
+                async for item in local:
+                    yield item
+            return
+        mesh.delegator.spot_check_chat(
+            peer, turn.prompt.messages, remote_params, "".join(parts), self.llm
+        )
+
     async def _persist(
         self,
         turn: PreparedTurn,
@@ -307,6 +359,7 @@ class ChatService:
                     citations=list(turn.plan.citations) if turn.plan else [],
                     image_caption=turn.plan.image_caption if turn.plan else None,
                     adapter_version=turn.adapter_version,
+                    answered_by=turn.answered_by,
                     created_at=created,
                 ),
                 thread,
@@ -331,6 +384,7 @@ class ChatService:
             memory_ids=list(turn.plan.memory_ids) if turn.plan else [],
             citations=list(turn.plan.citations) if turn.plan else [],
             adapter_version=turn.adapter_version,
+            answered_by=turn.answered_by,
         )
 
     async def _after_turn(self, turn: PreparedTurn, result: ChatResponse) -> None:

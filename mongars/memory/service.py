@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,6 +63,9 @@ class MemoryService:
         self.recall = Recall(sessions, embedder, self.weights, candidates, cache)
         self.index = self.recall.index
         self.pending = asyncio.Event()  # set when there is something to embed
+        # Embeds many batches with a paired peer's help (peers' embedding delegation,
+        # docs/peers.md); None: this node alone.
+        self.helper: Callable[[list[list[str]]], Awaitable[list[np.ndarray]]] | None = None
 
     # -- writing --------------------------------------------------------------------
 
@@ -114,6 +117,13 @@ class MemoryService:
         ``progress`` is called with the count stored so far after each batch."""
         chunks = [items[n : n + batch] for n in range(0, len(items), batch)]
         ids: list[int] = []
+        if self.helper is not None and len(chunks) > 1:  # a paired peer embeds too
+            texts = [[i.text for i in chunk] for chunk in chunks]
+            for chunk, vectors in zip(chunks, await self.helper(texts), strict=True):
+                ids += await self.add(user_id, chunk, vectors=vectors)
+                if progress is not None:
+                    progress(len(ids))
+            return ids
         job: asyncio.Future[np.ndarray] | None = None
         try:
             for n, chunk in enumerate(chunks):

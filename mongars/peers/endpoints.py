@@ -10,13 +10,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
 from mongars.deps import AdminUser, RuntimeDep
 from mongars.errors import Conflict, FeatureDisabled, InvalidInput, NotFound
 from mongars.peers.models import Peer
+from mongars.peers.replication import Replication
 from mongars.peers.schemas import (
     Decision,
     EncryptedMessage,
+    FileOffset,
     InviteCreate,
     InviteOut,
     JoinRequest,
@@ -28,9 +31,12 @@ from mongars.peers.schemas import (
     PeerRegistration,
     PeerState,
     PeerTelemetryEnvelope,
+    PullOut,
+    PullRequest,
     RegistrationOut,
     SendMessage,
     Telemetry,
+    WorkItem,
 )
 from mongars.peers.service import PeerMesh
 
@@ -142,6 +148,33 @@ async def messages(
     return await mesh.messages(limit, before)
 
 
+@router.post("/api/v1/peers/{node_id}/restore", response_model=PeerState)
+async def restore(admin: AdminUser, mesh: Mesh, node_id: NodeIdPath, body: Decision) -> PeerState:
+    """Trust a quarantined peer again (after a failed check: docs/peers.md)."""
+    peer = await mesh.restore(admin.username, node_id, body.note)
+    return PeerState(node_id=peer.node_id, state=peer.state)
+
+
+@router.get("/api/v1/peers/{node_id}/adapters")
+async def peer_adapters(
+    admin: AdminUser, mesh: Mesh, node_id: NodeIdPath
+) -> list[dict[str, object]]:
+    """The adapters a same-owner peer offers, each manifest's signature checked."""
+    replication = _replication(mesh)
+    manifests = await replication.remote(node_id)
+    return [{**m, "installed": await replication.registry.has(m["adapter"])} for m in manifests]
+
+
+@router.post("/api/v1/peers/{node_id}/adapters/pull", response_model=PullOut)
+async def pull_adapters(
+    admin: AdminUser, mesh: Mesh, node_id: NodeIdPath, body: PullRequest
+) -> PullOut:
+    """Replicate the peer's adapters (or one): verified, installed here as candidates
+    that still need this node's approval (docs/adapters.md)."""
+    result = await _replication(mesh).pull(admin.username, node_id, body.sha256)
+    return PullOut.model_validate(result)
+
+
 @router.post("/api/v1/peer/keys/rotate")
 async def rotate_keys(admin: AdminUser, mesh: Mesh) -> dict[str, object]:
     """A new signing key, endorsed by the old one and announced to paired peers."""
@@ -238,6 +271,50 @@ async def mesh_telemetry(request: Request, mesh: PeerSide) -> dict[str, object]:
     peer, body = await _signed(request, mesh, ("paired",))
     await mesh.receive_telemetry(peer, Telemetry.model_validate_json(body))
     return mesh.telemetry().model_dump(mode="json")
+
+
+@router.post("/api/v1/peer/mesh/work/embed", include_in_schema=False)
+async def mesh_work_embed(request: Request, mesh: PeerSide) -> Response:
+    peer, body = await _signed(request, mesh, ("paired",))
+    item = WorkItem.model_validate_json(body)
+    assert mesh.work is not None
+    line = await mesh.work.embed(peer, item.key, item.sealed)
+    return Response(line, media_type="application/x-ndjson")
+
+
+@router.post("/api/v1/peer/mesh/work/chat", include_in_schema=False)
+async def mesh_work_chat(request: Request, mesh: PeerSide) -> StreamingResponse:
+    peer, body = await _signed(request, mesh, ("paired",))
+    item = WorkItem.model_validate_json(body)
+    assert mesh.work is not None
+    lines = await mesh.work.chat(peer, item.key, item.sealed)
+    return StreamingResponse(lines, media_type="application/x-ndjson")
+
+
+def _replication(mesh: PeerMesh) -> Replication:
+    if mesh.replication is None:  # pragma: no cover - built with the mesh
+        raise FeatureDisabled("adapter replication is not running")
+    return mesh.replication
+
+
+@router.post("/api/v1/peer/mesh/adapters", include_in_schema=False)
+async def mesh_adapters(request: Request, mesh: PeerSide) -> dict[str, object]:
+    peer, _ = await _signed(request, mesh, ("paired",))
+    return {"adapters": await _replication(mesh).manifests(peer)}
+
+
+@router.post("/api/v1/peer/mesh/adapters/{sha256}/file", include_in_schema=False)
+async def mesh_adapter_file(
+    request: Request, mesh: PeerSide, sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
+) -> StreamingResponse:
+    peer, body = await _signed(request, mesh, ("paired",))
+    offset = FileOffset.model_validate_json(body).offset
+    chunks, size = await _replication(mesh).file(peer, sha256, offset)
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={"X-Total-Size": str(size), "X-Offset": str(offset)},
+    )
 
 
 @router.post("/api/v1/peer/message", status_code=202)

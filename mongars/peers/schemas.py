@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mongars.adapters.schemas import AdapterOut
+
 NodeId = Field(min_length=26, max_length=26, pattern=r"^[a-z2-7]{26}$")
 
 
@@ -45,6 +47,8 @@ class PeerOut(BaseModel):
     failures: int
     banned_until: datetime | None
     telemetry: dict[str, Any]
+    # Work items handed to this peer since this process started, by kind.
+    work_sent: dict[str, int] = Field(default_factory=dict)
     created_at: datetime
     paired_at: datetime | None
     note: str
@@ -115,6 +119,8 @@ class Telemetry(BaseModel):
     adapter: str | None = Field(default=None, max_length=64)
     version: str = Field(default="", max_length=50)
     energy_wh_24h: float = Field(default=0.0, ge=0.0)
+    # Work this node takes from peers ("chat", "embed").
+    accepts: list[str] = Field(default_factory=list, max_length=10)
 
 
 # -- reference v1 routes ---------------------------------------------------------
@@ -143,3 +149,28 @@ class PeerTelemetryEnvelope(BaseModel):
 
 class EncryptedMessage(BaseModel):
     payload: str = Field(min_length=1, max_length=1_000_000)
+
+
+class WorkItem(BaseModel):
+    """Delegated work: an idempotency key and the request sealed to the worker."""
+
+    key: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    sealed: str = Field(min_length=1, max_length=16_000_000)
+
+
+class FileOffset(BaseModel):
+    offset: int = Field(default=0, ge=0, le=2**40)
+
+
+class PullRequest(BaseModel):
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class Skipped(BaseModel):
+    adapter: str
+    reason: str
+
+
+class PullOut(BaseModel):
+    installed: list[AdapterOut]
+    skipped: list[Skipped]

@@ -12,7 +12,7 @@ import os
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
@@ -37,6 +37,11 @@ from mongars.peers.schemas import (
 )
 from mongars.peers.transport import PeerTransport, PeerUnreachable, check_url, fingerprint_file
 from mongars.settings import Settings
+
+if TYPE_CHECKING:
+    from mongars.peers.delegation import Delegator
+    from mongars.peers.replication import Replication
+    from mongars.peers.work import WorkServer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,15 @@ def seal(recipient_key: bytes, destination: str, data: dict[str, Any]) -> str:
     return b64(_SUITE.encrypt(plaintext, public, info=b"mongars-peer:" + destination.encode()))
 
 
+def open_sealed(identity: NodeIdentity, sealed: str) -> dict[str, Any]:
+    """Decrypt a body sealed to this node; a JSON object or ValueError/InvalidTag."""
+    info = b"mongars-peer:" + identity.node_id.encode()
+    data = json.loads(_SUITE.decrypt(unb64(sealed), identity.encryption, info=info))
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
 class PeerMesh:
     def __init__(
         self,
@@ -79,6 +93,11 @@ class PeerMesh:
         self._load = load
         self._task: asyncio.Task[None] | None = None
         self._started = _now()
+        self.spot_checks = {"passed": 0, "failed": 0}
+        self.work_sent: dict[str, dict[str, int]] = {}  # node id -> kind -> count
+        self.work: WorkServer | None = None  # work this node does for peers
+        self.delegator: Delegator | None = None  # work this node hands to peers
+        self.replication: Replication | None = None  # adapters to and from peers
 
     # -- this node ---------------------------------------------------------------
 
@@ -112,6 +131,7 @@ class PeerMesh:
                 "version": __version__,
                 "worker_uptime_seconds": (_now() - self._started).total_seconds(),
                 "cpu_pressure": os.getloadavg()[0] / max(1, os.cpu_count() or 1),
+                "accepts": list(self.cfg.accept),
             }
         )
 
@@ -300,6 +320,40 @@ class PeerMesh:
                 return
             await repo.audit(f"peer:{peer.node_id}", f"peer.{decision}", f"peer:{peer.node_id}")
 
+    async def quarantine(self, node_id: str, reason: str) -> None:
+        """A peer that failed a check: refused like a revoked one until an admin acts."""
+        log.warning("peer %s quarantined: %s", node_id, reason)
+        async with unit_of_work(self.sessions) as session:
+            repo = PeerRepository(session)
+            peer = await repo.get(node_id, lock=True)
+            if peer is None or peer.state != "paired":
+                return
+            peer.state, peer.note = "quarantined", reason[:1000]
+            await repo.audit("policy", "peer.quarantine", f"peer:{node_id}", reason[:500])
+
+    async def restore(self, actor: str, node_id: str, note: str) -> Peer:
+        """An admin's decision that a quarantined peer is trusted again."""
+        async with unit_of_work(self.sessions) as session:
+            repo = PeerRepository(session)
+            peer = await repo.get(node_id, lock=True)
+            if peer is None:
+                raise NotFound("no such peer")
+            if peer.state != "quarantined":
+                raise Conflict(f"the peer is {peer.state}, not quarantined")
+            peer.state, peer.note, peer.decided_by = "paired", note, actor
+            peer.failures, peer.banned_until = 0, None
+            await repo.audit(actor, "peer.restore", f"peer:{node_id}", note)
+            session.expunge(peer)
+            return peer
+
+    def count_work(self, node_id: str, kind: str) -> None:
+        counts = self.work_sent.setdefault(node_id, {})
+        counts[kind] = counts.get(kind, 0) + 1
+
+    def metrics_spot_check(self, node_id: str, passed: bool) -> None:
+        self.spot_checks["passed" if passed else "failed"] += 1
+        log.info("spot check of %s: %s", node_id, "passed" if passed else "FAILED")
+
     # -- keys ----------------------------------------------------------------------
 
     async def rotate_keys(self, actor: str) -> dict[str, Any]:
@@ -483,12 +537,8 @@ class PeerMesh:
             raise PeerFailed(f"the peer did not take the message: {exc}") from exc
 
     async def receive_message(self, peer: Peer, sealed: str) -> None:
-        info = b"mongars-peer:" + self.identity.node_id.encode()
         try:
-            plaintext = _SUITE.decrypt(unb64(sealed), self.identity.encryption, info=info)
-            payload = json.loads(plaintext)
-            if not isinstance(payload, dict):
-                raise ValueError("not an object")
+            payload = open_sealed(self.identity, sealed)
         except (InvalidTag, ValueError, TypeError, UnicodeDecodeError) as exc:
             log.info("message from %s refused: %s", peer.node_id, type(exc).__name__)
             raise NotAuthenticated(REFUSED) from exc
@@ -547,6 +597,7 @@ class PeerMesh:
             failures=peer.failures,
             banned_until=peer.banned_until,
             telemetry=peer.telemetry or {},
+            work_sent=dict(self.work_sent.get(peer.node_id, {})),
             created_at=peer.created_at,
             paired_at=peer.paired_at,
             note=peer.note,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from mongars.peers.delegation import Delegator
 from mongars.peers.identity import NodeIdentity
+from mongars.peers.replication import Replication
 from mongars.peers.schemas import Telemetry
 from mongars.peers.service import PeerMesh
+from mongars.peers.work import WorkServer
 
 if TYPE_CHECKING:
     from mongars.runtime import Runtime
@@ -35,5 +38,17 @@ def local_load(runtime: Runtime) -> Telemetry:
 async def start_peers(runtime: Runtime) -> PeerMesh:
     identity = await asyncio.to_thread(NodeIdentity.load_or_create, runtime.settings.data_dir)
     mesh = PeerMesh(runtime.sessions, runtime.settings, identity, lambda: local_load(runtime))
+    mesh.work = WorkServer(runtime, identity)
+    mesh.delegator = Delegator(mesh, local_load=lambda: local_load(runtime).load_factor)
+    if "embed" in runtime.settings.peers.delegate:  # bulk embedding: memory, documents
+        delegator = mesh.delegator
+        if runtime.memory is not None:
+            memory = runtime.memory.service
+            memory.helper = lambda chunks: delegator.embed_chunks(chunks, memory.embedder.embed)
+        if runtime.documents is not None:
+            docs = runtime.documents.service
+            docs.helper = lambda chunks: delegator.embed_chunks(chunks, docs.embedder.embed)
+    if runtime.adapters is not None:
+        mesh.replication = Replication(mesh, runtime.adapters)
     mesh.start()
     return mesh

@@ -9,6 +9,7 @@ import hmac
 import json
 import ssl
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -125,3 +126,76 @@ class PeerTransport:
         except ValueError as exc:
             raise PeerUnreachable("the peer answered with something other than JSON") from exc
         return (data if isinstance(data, dict) else {"data": data}), latency
+
+    async def stream_bytes(
+        self,
+        base_url: str,
+        destination: str,
+        path: str,
+        payload: dict[str, Any],
+        pin: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """POST a signed JSON body and yield the answer's bytes as they come."""
+        url = check_url(base_url, self.settings.allow_http) + path
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = sign_headers(
+            self.identity,
+            "POST",
+            url,
+            body,
+            destination,
+            lifetime=timedelta(seconds=self.settings.request_ttl_s),
+        )
+        headers["content-type"] = "application/json"
+        try:
+            verify = await self._verify(base_url, pin)
+            async with (
+                httpx.AsyncClient(verify=verify, timeout=self.settings.timeout_s) as client,
+                client.stream("POST", url, content=body, headers=headers) as response,
+            ):
+                if response.status_code >= 400:
+                    text = (await response.aread()).decode(errors="replace")
+                    raise PeerUnreachable(
+                        f"HTTP {response.status_code}: {text[:200]}", response.status_code
+                    )
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+            raise PeerUnreachable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def stream_lines(
+        self,
+        base_url: str,
+        destination: str,
+        path: str,
+        payload: dict[str, Any],
+        pin: str | None = None,
+    ) -> AsyncIterator[str]:
+        """POST a signed JSON body and yield the answer's lines as they come (NDJSON)."""
+        url = check_url(base_url, self.settings.allow_http) + path
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = sign_headers(
+            self.identity,
+            "POST",
+            url,
+            body,
+            destination,
+            lifetime=timedelta(seconds=self.settings.request_ttl_s),
+        )
+        headers["content-type"] = "application/json"
+        try:
+            verify = await self._verify(base_url, pin)
+            async with (
+                httpx.AsyncClient(verify=verify, timeout=self.settings.timeout_s) as client,
+                client.stream("POST", url, content=body, headers=headers) as response,
+            ):
+                if response.status_code >= 400:
+                    text = (await response.aread()).decode(errors="replace")
+                    raise PeerUnreachable(
+                        f"HTTP {response.status_code}: {text[:200]}", response.status_code
+                    )
+                async for line in response.aiter_lines():
+                    if line:
+                        yield line
+        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+            raise PeerUnreachable(f"{type(exc).__name__}: {exc}") from exc

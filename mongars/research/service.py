@@ -44,6 +44,8 @@ from mongars.research.schemas import (
 from mongars.research.search import DocumentSearch
 from mongars.settings import ResearchSettings
 
+HELP_BATCH = 32  # chunks per batch when a paired peer helps embed a document
+
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 
 
@@ -101,6 +103,8 @@ class DocumentService:
         self.embedder = embedder
         self.settings = settings
         self.search = DocumentSearch(sessions, embedder, settings.text_weight, query_vector)
+        # Embeds a long document's batches with a paired peer's help (docs/peers.md).
+        self.helper: Callable[[list[list[str]]], Awaitable[list[np.ndarray]]] | None = None
 
     # -- collections ----------------------------------------------------------------
 
@@ -216,9 +220,12 @@ class DocumentService:
             raise InvalidInput(f"{path}: no text to index (empty_document)")
         # A chunk under no heading (plain text, PDF pages) is embedded with the title.
         title = doc.title or path
-        vectors = await self.embedder.embed(
-            [c.context_text() if c.heading_path else f"{title}\n\n{c.text}" for c in chunks]
-        )
+        texts = [c.context_text() if c.heading_path else f"{title}\n\n{c.text}" for c in chunks]
+        if self.helper is not None and len(texts) >= 2 * HELP_BATCH:  # a peer embeds too
+            parts = [texts[n : n + HELP_BATCH] for n in range(0, len(texts), HELP_BATCH)]
+            vectors = np.concatenate(await self.helper(parts))
+        else:
+            vectors = await self.embedder.embed(texts)
         stored = _Stored(path, url, sha, len(data), doc, chunks, vectors)
         try:
             return await self._store(actor, collection, shared, stored)

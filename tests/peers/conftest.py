@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.peers.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -31,6 +32,7 @@ class Node:
     log: Path
     verify: ssl.SSLContext | bool = True
     env: dict[str, str] = field(default_factory=dict)
+    proxy: FaultProxy | None = None  # peers reach this node through it
     token: str = ""
     node_id: str = ""
     client: httpx.Client = field(init=False)
@@ -67,15 +69,23 @@ def node_env(data_dir: Path, url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_nodes(base: Path, specs: dict[str, dict[str, str]]) -> dict[str, Node]:
-    """Create each node's admin (the CLI, in parallel), then start the servers."""
+def start_nodes(
+    base: Path, specs: dict[str, dict[str, str]], proxied: tuple[str, ...] = ()
+) -> dict[str, Node]:
+    """Create each node's admin (the CLI, in parallel), then start the servers. Peers
+    reach a node named in ``proxied`` through a fault proxy (its public URL)."""
     plans = {}
+    proxies = {}
     for name, extra in specs.items():
         port = free_port()
         scheme = "https" if "MONGARS_PEERS__TLS_CERTFILE" in extra else "http"
         url = f"{scheme}://127.0.0.1:{port}"
+        public = url
+        if name in proxied:
+            proxies[name] = FaultProxy(port).start()
+            public = proxies[name].url
         data_dir = base / name
-        plans[name] = (port, url, data_dir, node_env(data_dir, url, **extra))
+        plans[name] = (port, url, data_dir, node_env(data_dir, public, **extra))
     creators = [
         subprocess.Popen(
             [str(BIN / "mongars"), "users", "create", ADMIN, "--admin"],
@@ -101,7 +111,9 @@ def start_nodes(base: Path, specs: dict[str, dict[str, str]]) -> dict[str, Node]
             )
         cafile = env.get("TEST_CA")
         verify = ssl.create_default_context(cafile=cafile) if cafile else True
-        nodes[name] = Node(name, url, data_dir, proc, log, verify=verify, env=env)
+        nodes[name] = Node(
+            name, url, data_dir, proc, log, verify=verify, env=env, proxy=proxies.get(name)
+        )
     deadline = time.monotonic() + 90
     for node in nodes.values():
         while True:
@@ -123,6 +135,8 @@ def stop_nodes(nodes: dict[str, Node]) -> None:
     for node in nodes.values():
         node.client.close()
         node.proc.terminate()
+        if node.proxy is not None:
+            node.proxy.stop()
     for node in nodes.values():
         try:
             node.proc.wait(timeout=20)
@@ -156,7 +170,9 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]
 def pair(inviter: Node, joiner: Node, same_owner: bool = False) -> None:
     r = inviter.client.post("/api/v1/peer/invites", json={"same_owner": same_owner})
     assert r.status_code == 201, r.text
-    r = joiner.client.post("/api/v1/peer/join", json={"invite": r.json()["invite"]})
+    r = joiner.client.post(
+        "/api/v1/peer/join", json={"invite": r.json()["invite"], "same_owner": same_owner}
+    )
     assert r.status_code == 200, (r.text, inviter.logs())
     assert r.json() == {"node_id": inviter.node_id, "state": "pending"}
     r = inviter.client.post(f"/api/v1/peer/requests/{joiner.node_id}/approve", json={})

@@ -3,6 +3,7 @@ scripted model. Settings come from MONGARS_* variables. Usage: python -m tests.p
 
 from __future__ import annotations
 
+import os
 import sys
 
 import uvicorn
@@ -12,10 +13,17 @@ from mongars.settings import Settings
 from tests.fakes import ScriptedLLM
 
 
+def _llm() -> ScriptedLLM:
+    """TEST_LLM_DELAY: seconds per word, to keep a generation (and the node) busy;
+    TEST_LLM_REPLY: what this node's model says (a node that answers differently)."""
+    reply = os.environ.get("TEST_LLM_REPLY", "Hello there. How can I help?")
+    return ScriptedLLM([reply], delay=float(os.environ.get("TEST_LLM_DELAY", "0")))
+
+
 def main() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     uvicorn.run(
-        create_app(settings, llm=ScriptedLLM()),
+        create_app(settings, llm=_llm()),
         host="127.0.0.1",
         port=int(sys.argv[1]),
         log_level="warning",
