@@ -36,6 +36,21 @@ def bench_ray(
     run_bench_ray(runs, max_tokens, threads)
 
 
+@bench_app.command("mesh")
+def bench_mesh(
+    messages: Annotated[int, typer.Option(min=10, help="Messages signed in process")] = 2000,
+    http_messages: Annotated[int, typer.Option(min=10, help="Messages over HTTP, each way")] = 200,
+    runs: Annotated[int, typer.Option(min=1, help="Document uploads per side")] = 3,
+    paragraphs: Annotated[int, typer.Option(min=10, help="Paragraphs in the document")] = 600,
+    mib: Annotated[int, typer.Option(min=1, help="Size of the replicated adapter file")] = 64,
+) -> None:
+    """Peer mesh: signing cost per message (in process and over HTTP), delegated
+    embedding throughput (two nodes vs one) and adapter replication MB/s."""
+    from mongars.bench.mesh import run_bench_mesh
+
+    run_bench_mesh(messages, http_messages, runs, paragraphs, mib)
+
+
 @bench_app.command("sdk")
 def bench_sdk(
     runs: Annotated[int, typer.Option(min=1, help="Rounds; each client streams once a round")] = 5,

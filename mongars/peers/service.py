@@ -94,6 +94,7 @@ class PeerMesh:
         self._task: asyncio.Task[None] | None = None
         self._started = _now()
         self.spot_checks = {"passed": 0, "failed": 0}
+        self._energy_wh, self._energy_read = 0.0, float("-inf")  # background jobs, 24 h
         self.work_sent: dict[str, dict[str, int]] = {}  # node id -> kind -> count
         self.work: WorkServer | None = None  # work this node does for peers
         self.delegator: Delegator | None = None  # work this node hands to peers
@@ -132,6 +133,7 @@ class PeerMesh:
                 "worker_uptime_seconds": (_now() - self._started).total_seconds(),
                 "cpu_pressure": os.getloadavg()[0] / max(1, os.cpu_count() or 1),
                 "accepts": list(self.cfg.accept),
+                "energy_wh_24h": self._energy_wh,
             }
         )
 
@@ -459,8 +461,21 @@ class PeerMesh:
                 current.telemetry = report.model_dump(mode="json")
                 current.last_seen_at = _now()
 
+    async def _refresh_energy(self) -> None:
+        """Energy the background jobs spent in 24 h (job runs), read once a minute."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._energy_read < 60:
+            return
+        from mongars.evolution.repository import EvolutionRepository
+
+        async with unit_of_work(self.sessions) as session:
+            spent = await EvolutionRepository(session).job_energy(_now() - timedelta(hours=24))
+        self._energy_wh = round(sum(float(v["energy_wh"]) for v in spent.values()), 6)
+        self._energy_read = loop.time()
+
     async def exchange_once(self) -> dict[str, bool]:
         """Send this node's telemetry to every paired peer; keep their answers' figures."""
+        await self._refresh_energy()
         report = self.telemetry().model_dump(mode="json")
         results: dict[str, bool] = {}
         for peer in await self.peers(("paired",)):

@@ -24,7 +24,7 @@ def main() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     uvicorn.run(
         create_app(settings, llm=_llm()),
-        host="127.0.0.1",
+        host=os.environ.get("TEST_HOST", "127.0.0.1"),
         port=int(sys.argv[1]),
         log_level="warning",
         ssl_certfile=settings.peers.tls_certfile or None,
