@@ -17,6 +17,19 @@ class InviteCreate(BaseModel):
     ttl_s: float | None = Field(default=None, gt=0, le=7 * 86400)
 
 
+class Invite(BaseModel):
+    """What an invite string carries (``mgi1.`` + base64url of this, as JSON)."""
+
+    v: int = 1
+    url: str = Field(min_length=8, max_length=500)
+    node_id: str = Field(pattern=r"^[a-z2-7]{26}$")
+    sign_key: str = Field(min_length=43, max_length=43)
+    enc_key: str = Field(min_length=43, max_length=43)
+    tls_fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    secret: str = Field(min_length=16, max_length=200)
+    expires_at: int
+
+
 class InviteOut(BaseModel):
     invite: str
     expires_at: datetime

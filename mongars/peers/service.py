@@ -28,6 +28,7 @@ from mongars.peers.identity import NodeIdentity, b64, key_id, unb64, verify_endo
 from mongars.peers.models import Peer, PeerInvite, PeerMessage
 from mongars.peers.repository import PeerRepository
 from mongars.peers.schemas import (
+    Invite,
     NodeOut,
     PairRequest,
     PeerMessageOut,
@@ -173,14 +174,12 @@ class PeerMesh:
         if not text.startswith(INVITE_PREFIX):
             raise InvalidInput("not a monGARS invite (it starts with 'mgi1.')")
         try:
-            data = json.loads(unb64(text[len(INVITE_PREFIX) :]))
-            fields = ("url", "node_id", "sign_key", "enc_key", "secret", "expires_at")
-            if not isinstance(data, dict) or any(k not in data for k in fields):
-                raise ValueError("missing fields")
-            unb64(data["sign_key"]), unb64(data["enc_key"])
-        except (ValueError, TypeError) as exc:
+            invite = Invite.model_validate_json(unb64(text[len(INVITE_PREFIX) :]))
+            if len(unb64(invite.sign_key)) != 32 or len(unb64(invite.enc_key)) != 32:
+                raise ValueError("keys are 32 bytes")
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
             raise InvalidInput("the invite is damaged: copy it again, whole") from exc
-        return data
+        return invite.model_dump()
 
     async def join(self, actor: str, invite_text: str, same_owner: bool) -> Peer:
         """Ask the inviting node to pair with this one; it stays ``pending`` here
