@@ -67,6 +67,7 @@ from mongars.web.evolution_endpoints import router as web_evolution_router
 from mongars.web.feedback_endpoints import router as web_feedback_router
 from mongars.web.jobs_endpoints import router as web_jobs_router
 from mongars.web.memory_endpoints import router as web_memory_router
+from mongars.web.peers_endpoints import router as web_peers_router
 from mongars.web.render import STATIC_DIR
 from mongars.web.security import ConsoleSecurityHeaders
 from mongars.web.training_endpoints import router as web_training_router
@@ -140,6 +141,7 @@ def create_app(
     app.include_router(web_jobs_router)
     app.include_router(web_evolution_router)
     app.include_router(web_adapters_router)
+    app.include_router(web_peers_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _add_operational_routes(app)
     return app

@@ -17,7 +17,6 @@ from mongars.errors import Conflict, FeatureDisabled, InvalidInput, NotFound
 from mongars.peers.models import Peer
 from mongars.peers.replication import Replication
 from mongars.peers.schemas import (
-    Decision,
     EncryptedMessage,
     FileOffset,
     InviteCreate,
@@ -25,6 +24,7 @@ from mongars.peers.schemas import (
     JoinRequest,
     NodeOut,
     PairAnswer,
+    PeerDecision,
     PeerLoadSnapshot,
     PeerMessageOut,
     PeerOut,
@@ -99,13 +99,17 @@ async def requests(admin: AdminUser, mesh: Mesh) -> list[PeerOut]:
 
 
 @router.post("/api/v1/peer/requests/{node_id}/approve", response_model=PeerState)
-async def approve(admin: AdminUser, mesh: Mesh, node_id: NodeIdPath, body: Decision) -> PeerState:
+async def approve(
+    admin: AdminUser, mesh: Mesh, node_id: NodeIdPath, body: PeerDecision
+) -> PeerState:
     peer = await mesh.decide(admin.username, node_id, True, body.note)
     return PeerState(node_id=peer.node_id, state=peer.state)
 
 
 @router.post("/api/v1/peer/requests/{node_id}/reject", response_model=PeerState)
-async def reject(admin: AdminUser, mesh: Mesh, node_id: NodeIdPath, body: Decision) -> PeerState:
+async def reject(
+    admin: AdminUser, mesh: Mesh, node_id: NodeIdPath, body: PeerDecision
+) -> PeerState:
     peer = await mesh.decide(admin.username, node_id, False, body.note)
     return PeerState(node_id=peer.node_id, state=peer.state)
 
@@ -149,7 +153,9 @@ async def messages(
 
 
 @router.post("/api/v1/peers/{node_id}/restore", response_model=PeerState)
-async def restore(admin: AdminUser, mesh: Mesh, node_id: NodeIdPath, body: Decision) -> PeerState:
+async def restore(
+    admin: AdminUser, mesh: Mesh, node_id: NodeIdPath, body: PeerDecision
+) -> PeerState:
     """Trust a quarantined peer again (after a failed check: docs/peers.md)."""
     peer = await mesh.restore(admin.username, node_id, body.note)
     return PeerState(node_id=peer.node_id, state=peer.state)

@@ -76,7 +76,9 @@ class NodeOut(BaseModel):
     peers_enabled: bool
 
 
-class Decision(BaseModel):
+class PeerDecision(BaseModel):
+    """An admin's decision on a peer, with an optional note."""
+
     note: str = Field(default="", max_length=1000)
 
 

@@ -2511,6 +2511,14 @@ export interface components {
              */
             since?: string | null;
         };
+        /** Decision */
+        Decision: {
+            /**
+             * Note
+             * @default
+             */
+            note?: string;
+        };
         /** DecisionNote */
         DecisionNote: {
             /**
@@ -3310,6 +3318,17 @@ export interface components {
             /** Url */
             url: string | null;
         };
+        /**
+         * PeerDecision
+         * @description An admin's decision on a peer, with an optional note.
+         */
+        PeerDecision: {
+            /**
+             * Note
+             * @default
+             */
+            note?: string;
+        };
         /** PeerLoadSnapshot */
         PeerLoadSnapshot: {
             /**
@@ -4107,14 +4126,6 @@ export interface components {
              */
             state: "candidate" | "approved" | "rejected" | "active" | "retired" | "pruned";
         };
-        /** Decision */
-        mongars__adapters__schemas__Decision: {
-            /**
-             * Note
-             * @default
-             */
-            note?: string;
-        };
         /**
          * AdapterOut
          * @description A LoRA adapter from a completed training run, and its state in the adapter
@@ -4149,14 +4160,6 @@ export interface components {
              * @description its adapter version id
              */
             version?: number | null;
-        };
-        /** Decision */
-        mongars__peers__schemas__Decision: {
-            /**
-             * Note
-             * @default
-             */
-            note?: string;
         };
     };
     responses: never;
@@ -4229,7 +4232,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["mongars__adapters__schemas__Decision"];
+                "application/json": components["schemas"]["Decision"];
             };
         };
         responses: {
@@ -4325,7 +4328,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["mongars__adapters__schemas__Decision"];
+                "application/json": components["schemas"]["Decision"];
             };
         };
         responses: {
@@ -4424,7 +4427,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["mongars__adapters__schemas__Decision"];
+                "application/json": components["schemas"]["Decision"];
             };
         };
         responses: {
@@ -4490,7 +4493,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["mongars__adapters__schemas__Decision"];
+                "application/json": components["schemas"]["Decision"];
             };
         };
         responses: {
@@ -4525,7 +4528,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["mongars__adapters__schemas__Decision"];
+                "application/json": components["schemas"]["Decision"];
             };
         };
         responses: {
@@ -4595,7 +4598,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["mongars__adapters__schemas__Decision"];
+                "application/json": components["schemas"]["Decision"];
             };
         };
         responses: {
@@ -6524,7 +6527,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["mongars__peers__schemas__Decision"];
+                "application/json": components["schemas"]["PeerDecision"];
             };
         };
         responses: {
@@ -6559,7 +6562,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["mongars__peers__schemas__Decision"];
+                "application/json": components["schemas"]["PeerDecision"];
             };
         };
         responses: {
@@ -6869,7 +6872,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["mongars__peers__schemas__Decision"];
+                "application/json": components["schemas"]["PeerDecision"];
             };
         };
         responses: {

@@ -273,6 +273,10 @@ class DatasetPolicy(BaseModel):
     ] = None
 
 
+class Decision(BaseModel):
+    note: Annotated[str | None, Field(max_length=2000, title="Note")] = ""
+
+
 class DecisionNote(BaseModel):
     note: Annotated[str | None, Field(max_length=500, title="Note")] = ""
 
@@ -685,6 +689,10 @@ class Passage(BaseModel):
     text: Annotated[str, Field(title="Text")]
     title: Annotated[str, Field(title="Title")]
     url: Annotated[str | None, Field(title="Url")]
+
+
+class PeerDecision(BaseModel):
+    note: Annotated[str | None, Field(max_length=1000, title="Note")] = ""
 
 
 class PeerLoadSnapshot(BaseModel):
@@ -1144,10 +1152,6 @@ class MongarsAdaptersSchemasAdapterOut(BaseModel):
     ]
 
 
-class MongarsAdaptersSchemasDecision(BaseModel):
-    note: Annotated[str | None, Field(max_length=2000, title="Note")] = ""
-
-
 class MongarsModelsSchemasAdapterOut(BaseModel):
     created_at: Annotated[AwareDatetime, Field(title="Created At")]
     dataset_id: Annotated[str, Field(title="Dataset Id")]
@@ -1164,10 +1168,6 @@ class MongarsModelsSchemasAdapterOut(BaseModel):
     version: Annotated[int | None, Field(description="its adapter version id", title="Version")] = (
         None
     )
-
-
-class MongarsPeersSchemasDecision(BaseModel):
-    note: Annotated[str | None, Field(max_length=1000, title="Note")] = ""
 
 
 class AdapterPage(BaseModel):
