@@ -271,8 +271,10 @@ class ChatService:
         mesh = self.runtime.peers
         peer = None
         if mesh is not None and mesh.delegator is not None:
-            # This node's load without this turn (already counted as generating).
-            peer = await mesh.delegator.pick("chat", local=self.runtime.generating - 1)
+            try:  # this node's load without this turn (already counted as generating)
+                peer = await mesh.delegator.pick("chat", local=self.runtime.generating - 1)
+            except Exception:  # choosing a peer never costs the turn: answer here
+                log.exception("choosing a peer for a delegated turn failed")
         if peer is None or mesh is None or mesh.delegator is None:
             return self.llm.stream(turn.prompt.messages, params)
         return self._delegated(turn, params, peer)

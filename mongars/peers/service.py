@@ -448,6 +448,7 @@ class PeerMesh:
             peer.last_seen_at = _now()
             if secrets.randbelow(50) == 0:
                 await repo.forget_nonces(_now())  # now and then: old nonces go
+            await session.flush()  # last seen is written before the row is detached
             session.expunge(peer)
             return peer
 
