@@ -86,16 +86,10 @@ class PeerTransport:
             )
         return self._contexts[key]
 
-    async def send(
-        self,
-        base_url: str,
-        destination: str,
-        path: str,
-        payload: dict[str, Any],
-        pin: str | None = None,
-        wait_s: float | None = None,
-    ) -> tuple[dict[str, Any], float]:
-        """POST a signed JSON body; return the JSON answer and the latency in ms."""
+    def _signed(
+        self, base_url: str, destination: str, path: str, payload: dict[str, Any]
+    ) -> tuple[str, bytes, dict[str, str]]:
+        """The URL, JSON body and headers of a signed POST to a peer."""
         url = check_url(base_url, self.settings.allow_http) + path
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = sign_headers(
@@ -107,6 +101,19 @@ class PeerTransport:
             lifetime=timedelta(seconds=self.settings.request_ttl_s),
         )
         headers["content-type"] = "application/json"
+        return url, body, headers
+
+    async def send(
+        self,
+        base_url: str,
+        destination: str,
+        path: str,
+        payload: dict[str, Any],
+        pin: str | None = None,
+        wait_s: float | None = None,
+    ) -> tuple[dict[str, Any], float]:
+        """POST a signed JSON body; return the JSON answer and the latency in ms."""
+        url, body, headers = self._signed(base_url, destination, path, payload)
         started = time.perf_counter()
         try:
             verify = await self._verify(base_url, pin)
@@ -127,7 +134,40 @@ class PeerTransport:
             raise PeerUnreachable("the peer answered with something other than JSON") from exc
         return (data if isinstance(data, dict) else {"data": data}), latency
 
-    async def stream_bytes(
+    async def _stream(
+        self,
+        base_url: str,
+        destination: str,
+        path: str,
+        payload: dict[str, Any],
+        pin: str | None,
+        lines: bool,
+    ) -> AsyncIterator[Any]:
+        """POST a signed JSON body and yield the answer as it comes: its non-empty lines
+        (NDJSON) or its bytes."""
+        url, body, headers = self._signed(base_url, destination, path, payload)
+        try:
+            verify = await self._verify(base_url, pin)
+            async with (
+                httpx.AsyncClient(verify=verify, timeout=self.settings.timeout_s) as client,
+                client.stream("POST", url, content=body, headers=headers) as response,
+            ):
+                if response.status_code >= 400:
+                    text = (await response.aread()).decode(errors="replace")
+                    raise PeerUnreachable(
+                        f"HTTP {response.status_code}: {text[:200]}", response.status_code
+                    )
+                if lines:
+                    async for line in response.aiter_lines():
+                        if line:
+                            yield line
+                else:
+                    async for chunk in response.aiter_bytes():
+                        yield chunk
+        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+            raise PeerUnreachable(f"{type(exc).__name__}: {exc}") from exc
+
+    def stream_bytes(
         self,
         base_url: str,
         destination: str,
@@ -136,34 +176,9 @@ class PeerTransport:
         pin: str | None = None,
     ) -> AsyncIterator[bytes]:
         """POST a signed JSON body and yield the answer's bytes as they come."""
-        url = check_url(base_url, self.settings.allow_http) + path
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = sign_headers(
-            self.identity,
-            "POST",
-            url,
-            body,
-            destination,
-            lifetime=timedelta(seconds=self.settings.request_ttl_s),
-        )
-        headers["content-type"] = "application/json"
-        try:
-            verify = await self._verify(base_url, pin)
-            async with (
-                httpx.AsyncClient(verify=verify, timeout=self.settings.timeout_s) as client,
-                client.stream("POST", url, content=body, headers=headers) as response,
-            ):
-                if response.status_code >= 400:
-                    text = (await response.aread()).decode(errors="replace")
-                    raise PeerUnreachable(
-                        f"HTTP {response.status_code}: {text[:200]}", response.status_code
-                    )
-                async for chunk in response.aiter_bytes():
-                    yield chunk
-        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-            raise PeerUnreachable(f"{type(exc).__name__}: {exc}") from exc
+        return self._stream(base_url, destination, path, payload, pin, lines=False)
 
-    async def stream_lines(
+    def stream_lines(
         self,
         base_url: str,
         destination: str,
@@ -172,30 +187,4 @@ class PeerTransport:
         pin: str | None = None,
     ) -> AsyncIterator[str]:
         """POST a signed JSON body and yield the answer's lines as they come (NDJSON)."""
-        url = check_url(base_url, self.settings.allow_http) + path
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = sign_headers(
-            self.identity,
-            "POST",
-            url,
-            body,
-            destination,
-            lifetime=timedelta(seconds=self.settings.request_ttl_s),
-        )
-        headers["content-type"] = "application/json"
-        try:
-            verify = await self._verify(base_url, pin)
-            async with (
-                httpx.AsyncClient(verify=verify, timeout=self.settings.timeout_s) as client,
-                client.stream("POST", url, content=body, headers=headers) as response,
-            ):
-                if response.status_code >= 400:
-                    text = (await response.aread()).decode(errors="replace")
-                    raise PeerUnreachable(
-                        f"HTTP {response.status_code}: {text[:200]}", response.status_code
-                    )
-                async for line in response.aiter_lines():
-                    if line:
-                        yield line
-        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-            raise PeerUnreachable(f"{type(exc).__name__}: {exc}") from exc
+        return self._stream(base_url, destination, path, payload, pin, lines=True)
