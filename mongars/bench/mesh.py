@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -251,37 +252,47 @@ def _wait_healthy(d: Node, w: Node, timeout: float = 60) -> None:
     raise RuntimeError("the peer did not become healthy")
 
 
-def _adapter_on(node: Node, size: int) -> str:
-    """An approved adapter version on ``node`` (a completed run written into its database
-    and registered through its API): random bytes of ``size``."""
+def write_completed_run(
+    data_dir: Path, content: bytes, metrics: dict[str, Any] | None = None
+) -> str:
+    """A completed sft run whose adapter file is ``content``, written into the SQLite
+    database and run folder of a node that is not this process (its API registers it).
+    Also used by tests/peers."""
     from mongars.db.engine import create_engine, create_session_factory, unit_of_work
     from mongars.training.models import TrainingRun
     from mongars.training.repository import TrainingRepository
 
-    content = os.urandom(size)
     run_id = uuid.uuid4().hex[:16]
-    folder = node.data_dir.resolve() / "training" / "runs" / run_id
+    folder = data_dir.resolve() / "training" / "runs" / run_id
     folder.mkdir(parents=True)
     (folder / "adapter.gguf").write_bytes(content)
 
     async def insert() -> None:
-        engine = create_engine(f"sqlite+aiosqlite:///{(node.data_dir / 'mongars.db').resolve()}")
-        async with unit_of_work(create_session_factory(engine)) as session:
-            await TrainingRepository(session).add_run(
-                TrainingRun(
-                    id=run_id,
-                    dataset_id="bench",
-                    dataset_sha256="0" * 64,
-                    objective="sft",
-                    status="completed",
-                    params={},
-                    metrics={},
-                    adapter_sha256=hashlib.sha256(content).hexdigest(),
+        engine = create_engine(f"sqlite+aiosqlite:///{(data_dir / 'mongars.db').resolve()}")
+        try:
+            async with unit_of_work(create_session_factory(engine)) as session:
+                await TrainingRepository(session).add_run(
+                    TrainingRun(
+                        id=run_id,
+                        dataset_id="ds-gone",
+                        dataset_sha256="0" * 64,
+                        objective="sft",
+                        status="completed",
+                        params={},
+                        metrics=dict(metrics or {}),
+                        adapter_sha256=hashlib.sha256(content).hexdigest(),
+                    )
                 )
-            )
-        await engine.dispose()
+        finally:
+            await engine.dispose()
 
     asyncio.run(insert())
+    return run_id
+
+
+def _adapter_on(node: Node, size: int) -> str:
+    """An approved adapter version on ``node``: random bytes of ``size``."""
+    run_id = write_completed_run(node.data_dir, os.urandom(size))
     version = node.client.post("/api/v1/adapters/register", json={"run_id": run_id})
     version.raise_for_status()
     node.client.post(f"/api/v1/adapters/{version.json()['id']}/approve", json={}).raise_for_status()

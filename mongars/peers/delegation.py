@@ -23,7 +23,7 @@ import numpy as np
 
 from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams, StreamItem
 from mongars.peers.identity import unb64
-from mongars.peers.service import open_sealed, seal
+from mongars.peers.sealing import open_sealed, seal
 from mongars.peers.transport import PeerUnreachable
 from mongars.peers.work import WorkRefused, check_line, decode_stream_item, params_dict
 
@@ -126,7 +126,7 @@ class Delegator:
                 await self.mesh.quarantine(
                     peer.node_id, f"spot check: embeddings differ (cosine {agreement:.4f})"
                 )
-            self.mesh.metrics_spot_check(peer.node_id, agreement >= EMBED_AGREEMENT)
+            self.mesh.log_spot_check(peer.node_id, agreement >= EMBED_AGREEMENT)
 
         self._spawn(check())
 
@@ -226,7 +226,7 @@ class Delegator:
                     f"spot check: a temperature-0 answer differs ({len(their_text)} vs "
                     f"{len(ours)} characters)",
                 )
-            self.mesh.metrics_spot_check(peer.node_id, same)
+            self.mesh.log_spot_check(peer.node_id, same)
 
         self._spawn(check())
 

@@ -75,7 +75,6 @@ class Replication:
         self.registry = registry
         self.data_dir = mesh.settings.data_dir
         self.incoming = store.root(self.data_dir) / ".incoming"
-        self.stats = {"bytes": 0, "seconds": 0.0, "corrupt_refused": 0, "resumed": 0}
 
     # -- producer ------------------------------------------------------------------------
 
@@ -195,8 +194,6 @@ class Replication:
         part = self.incoming / f"{sha}.part"
         corrupt = 0
         attempts = 0
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         while True:
             have = part.stat().st_size if part.exists() else 0
             if have > size:
@@ -204,11 +201,9 @@ class Replication:
                 have = 0
             if have == size:
                 if await asyncio.to_thread(_sha256, part) == sha:
-                    self.stats["seconds"] += loop.time() - started
                     return part
                 part.unlink()
                 corrupt += 1
-                self.stats["corrupt_refused"] += 1
                 log.warning("adapter %s from %s: hash mismatch, refused", sha[:12], peer.node_id)
                 if corrupt > CORRUPT_RETRIES:
                     raise PeerFailed(f"adapter {sha[:12]} arrived corrupted {corrupt} times")
@@ -216,7 +211,7 @@ class Replication:
             if attempts >= ATTEMPTS:
                 raise PeerFailed(f"adapter {sha[:12]}: transfer failed {attempts} times")
             if have:
-                self.stats["resumed"] += 1
+                log.info("adapter %s: resuming at byte %d of %d", sha[:12], have, size)
             attempts += 1
             try:
                 with part.open("ab") as f:
@@ -228,7 +223,6 @@ class Replication:
                         peer.tls_fingerprint,
                     ):
                         f.write(chunk[: size - f.tell()] if f.tell() + len(chunk) > size else chunk)
-                        self.stats["bytes"] += len(chunk)
                     f.flush()
                     os.fsync(f.fileno())
             except PeerUnreachable as exc:

@@ -25,10 +25,6 @@ class PeerRepository:
     async def get(self, node_id: str, lock: bool = False) -> Peer | None:
         return await self.session.get(Peer, node_id, with_for_update=lock)
 
-    async def by_kid(self, kid: str) -> Peer | None:
-        """The peer whose current signing key is ``kid`` (old keys: see ``get``)."""
-        return (await self.session.execute(select(Peer).where(Peer.kid == kid))).scalar()
-
     async def add(self, peer: Peer) -> Peer:
         self.session.add(peer)
         await self.session.flush()

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hpke
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mongars import __version__
@@ -36,6 +34,7 @@ from mongars.peers.schemas import (
     RotateKey,
     Telemetry,
 )
+from mongars.peers.sealing import open_sealed, seal
 from mongars.peers.transport import PeerTransport, PeerUnreachable, check_url, fingerprint_file
 from mongars.settings import Settings
 
@@ -49,7 +48,6 @@ log = logging.getLogger(__name__)
 INVITE_PREFIX = "mgi1."
 EWMA = 0.2  # weight of the newest observation in the reputation averages
 BAN_BASE_S, BAN_MAX_S = 5.0, 3600.0
-_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 # The generic answer to any refused peer request: it says nothing of why (no oracle).
 REFUSED = "peer request refused"
 
@@ -60,22 +58,6 @@ def _now() -> datetime:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def seal(recipient_key: bytes, destination: str, data: dict[str, Any]) -> str:
-    """HPKE-encrypt a JSON body to a node's X25519 key (bound to its node id)."""
-    plaintext = json.dumps(data, separators=(",", ":")).encode()
-    public = X25519PublicKey.from_public_bytes(recipient_key)
-    return b64(_SUITE.encrypt(plaintext, public, info=b"mongars-peer:" + destination.encode()))
-
-
-def open_sealed(identity: NodeIdentity, sealed: str) -> dict[str, Any]:
-    """Decrypt a body sealed to this node; a JSON object or ValueError/InvalidTag."""
-    info = b"mongars-peer:" + identity.node_id.encode()
-    data = json.loads(_SUITE.decrypt(unb64(sealed), identity.encryption, info=info))
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    return data
 
 
 class PeerMesh:
@@ -94,7 +76,6 @@ class PeerMesh:
         self._load = load
         self._task: asyncio.Task[None] | None = None
         self._started = _now()
-        self.spot_checks = {"passed": 0, "failed": 0}
         self._energy_wh, self._energy_read = 0.0, float("-inf")  # background jobs, 24 h
         self.work_sent: dict[str, dict[str, int]] = {}  # node id -> kind -> count
         self.work: WorkServer | None = None  # work this node does for peers
@@ -351,8 +332,7 @@ class PeerMesh:
         counts = self.work_sent.setdefault(node_id, {})
         counts[kind] = counts.get(kind, 0) + 1
 
-    def metrics_spot_check(self, node_id: str, passed: bool) -> None:
-        self.spot_checks["passed" if passed else "failed"] += 1
+    def log_spot_check(self, node_id: str, passed: bool) -> None:
         log.info("spot check of %s: %s", node_id, "passed" if passed else "FAILED")
 
     # -- keys ----------------------------------------------------------------------

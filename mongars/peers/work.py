@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mongars.errors import Conflict, FeatureDisabled, InvalidInput, NotAuthenticated
 from mongars.llm.base import ChatMessage, Delta, Finish, GenerationParams, StreamItem
 from mongars.peers.identity import NodeIdentity, b64, unb64
+from mongars.peers.sealing import open_sealed, seal
 
 if TYPE_CHECKING:
     from mongars.peers.models import Peer
@@ -80,8 +81,6 @@ class WorkServer:
         self._running: set[tuple[str, str]] = set()
 
     def _open(self, sealed: str) -> dict[str, Any]:
-        from mongars.peers.service import open_sealed
-
         try:
             return open_sealed(self.identity, sealed)
         except (InvalidTag, ValueError, TypeError) as exc:
@@ -92,8 +91,6 @@ class WorkServer:
             raise FeatureDisabled(f"this node does not take {kind} work from peers")
 
     def _line(self, peer: Peer, key: str, seq: int, data: dict[str, Any]) -> str:
-        from mongars.peers.service import seal
-
         sealed = seal(unb64(peer.enc_key), peer.node_id, data)
         sig = sign_line(self.identity, key, seq, sealed)
         return json.dumps({"seq": seq, "data": sealed, "sig": sig}) + "\n"

@@ -4,20 +4,16 @@ paired as another owner."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from mongars.db.engine import create_engine, create_session_factory, unit_of_work
-from mongars.training.models import TrainingRun
-from mongars.training.repository import TrainingRepository
+from mongars.bench.mesh import write_completed_run
 from tests.adapters.factory import GOOD_METRICS
 from tests.peers.conftest import Node, pair, start_nodes, stop_nodes
 
@@ -32,38 +28,8 @@ def _wait(predicate: Any, timeout: float = 20.0) -> None:
         time.sleep(0.2)
 
 
-def _completed_run(node: Node, content: bytes) -> str:
-    """A completed sft run with this adapter file, written into the node's database."""
-    run_id = uuid.uuid4().hex[:16]
-    folder = node.data_dir.resolve() / "training" / "runs" / run_id
-    folder.mkdir(parents=True)
-    (folder / "adapter.gguf").write_bytes(content)
-
-    async def insert() -> None:
-        engine = create_engine(f"sqlite+aiosqlite:///{(node.data_dir / 'mongars.db').resolve()}")
-        try:
-            async with unit_of_work(create_session_factory(engine)) as session:
-                await TrainingRepository(session).add_run(
-                    TrainingRun(
-                        id=run_id,
-                        dataset_id="ds-gone",
-                        dataset_sha256="0" * 64,
-                        objective="sft",
-                        status="completed",
-                        params={},
-                        metrics=dict(GOOD_METRICS),
-                        adapter_sha256=hashlib.sha256(content).hexdigest(),
-                    )
-                )
-        finally:
-            await engine.dispose()
-
-    asyncio.run(insert())
-    return run_id
-
-
 def _approved_adapter(node: Node, content: bytes) -> str:
-    run_id = _completed_run(node, content)
+    run_id = write_completed_run(node.data_dir, content, GOOD_METRICS)
     r = node.client.post("/api/v1/adapters/register", json={"run_id": run_id})
     assert r.status_code == 201, r.text
     version = r.json()
