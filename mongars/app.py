@@ -17,7 +17,7 @@ from mongars.adapters.endpoints import router as adapters_router
 from mongars.adapters.setup import start_adapters
 from mongars.apikeys.endpoints import router as apikeys_router
 from mongars.auth.endpoints import router as auth_router
-from mongars.auth.ratelimit import LoginLimiter
+from mongars.auth.ratelimit import LoginLimiter, UserLimits
 from mongars.auth.repository import UserRepository
 from mongars.body_limit import BodyLimitMiddleware
 from mongars.conversation.endpoints import router as conversation_router
@@ -29,6 +29,7 @@ from mongars.errors import install_error_handlers
 from mongars.evolution.endpoints import router as evolution_router
 from mongars.evolution.service import EvolutionEngine
 from mongars.feedback.endpoints import router as feedback_router
+from mongars.http_security import add_http_security
 from mongars.llm.base import LLMProvider
 from mongars.llm.factory import create_provider
 from mongars.media.captioning import load_caption_contributor
@@ -42,6 +43,7 @@ from mongars.observability.metrics import create_metrics
 from mongars.observability.middleware import MetricsMiddleware
 from mongars.offline import allowed_hosts, guard, quiet_libraries
 from mongars.openai_api.endpoints import router as openai_router
+from mongars.openapi import install_openapi
 from mongars.peers.endpoints import router as peers_router
 from mongars.peers.setup import start_peers
 from mongars.persona.contributor import PersonaContributor
@@ -69,7 +71,6 @@ from mongars.web.jobs_endpoints import router as web_jobs_router
 from mongars.web.memory_endpoints import router as web_memory_router
 from mongars.web.peers_endpoints import router as web_peers_router
 from mongars.web.render import STATIC_DIR
-from mongars.web.security import ConsoleSecurityHeaders
 from mongars.web.training_endpoints import router as web_training_router
 
 log = logging.getLogger("mongars")
@@ -112,8 +113,9 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit, routes=uploads)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(ActivityMiddleware)  # the idle gate's user activity
-    app.add_middleware(ConsoleSecurityHeaders)  # CSP etc. on the console's pages only
+    add_http_security(app, settings.cors)  # last: its headers on every response
     install_error_handlers(app)
+    install_openapi(app)  # the error bodies as errors.py sends them
     app.include_router(auth_router)
     app.include_router(conversation_router)
     app.include_router(threads_router)
@@ -183,6 +185,7 @@ async def build_runtime(
         login_limiter=LoginLimiter(
             settings.auth.login_limit_per_account, settings.auth.login_limit_per_address
         ),
+        rate_limits=UserLimits(settings.rate_limits),
         bus=bus,
     )
     runtime._hub = GenerationHub(runtime, bus)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from mongars.auth.ratelimit import LoginLimiter
+from mongars.auth.ratelimit import LoginLimiter, UserLimits
 from mongars.llm.base import LLMProvider
 from mongars.observability.metrics import Metrics
 from mongars.realtime.bus import EventBus
@@ -36,6 +36,7 @@ class Runtime:
     llm: LLMProvider
     metrics: Metrics
     login_limiter: LoginLimiter
+    rate_limits: UserLimits  # chat, uploads, training: per user (mongars/rate_limits.py)
     bus: EventBus
     # One-time token for creating the first admin; None once users exist.
     setup_token: str | None = None

@@ -132,6 +132,10 @@ class MemorySettings(BaseModel):
     recency_weight: float = Field(default=0.002, ge=0)
     half_life_days: float = Field(default=90.0, gt=0)
     embed_threads: int = Field(default=1, ge=1)
+    # Where the embedding model runs (memory/embeddings.py): torch (PyTorch batches, ONNX
+    # queries), onnx (all on ONNX Runtime, no PyTorch needed: the exports made by
+    # `mongars model prepare`), auto = torch when it is installed.
+    embed_backend: Literal["auto", "torch", "onnx"] = "auto"
     # bfloat16 matrix products where the CPU has native support (about 3x faster there,
     # vectors within 1e-4 cosine of float32); "auto" measures both at start-up.
     embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -179,7 +183,68 @@ class RealtimeSettings(BaseModel):
     heartbeat_timeout_s: float = Field(default=60.0, gt=0)
     queue_size: int = Field(default=2000, ge=10, description="events buffered per socket")
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
-    chat_rate_limit: str = "30/minute"  # chat.send / chat.regenerate per user
+    # Deprecated: MONGARS_RATE_LIMITS__CHAT (shared with REST, SSE and /v1); when only this
+    # is set, it is that limit.
+    chat_rate_limit: str | None = None
+
+    @field_validator("chat_rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str | None) -> str | None:
+        return None if value is None else check_rate(value)
+
+
+class RateLimitSettings(BaseModel):
+    """Per-user limits on the costly routes (docs/security.md), in the ``limits``
+    notation ("30/minute", several joined by ";"); "" = no limit. Moving windows
+    counted in memory, per API process."""
+
+    enabled: bool = True
+    # Chat over REST, SSE, the console, /v1/chat/completions and the WebSocket (one budget).
+    chat: str = "30/minute"
+    upload: str = "60/minute"  # document uploads
+    training: str = "20/hour"  # dataset curations and training run starts (admins)
+
+    @field_validator("chat", "upload", "training")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        return check_rate(value)
+
+
+class CorsSettings(BaseModel):
+    """Browser access from other origins (docs/security.md): closed unless origins are
+    listed. The API authenticates with bearer tokens, so credentials stay off by default."""
+
+    allow_origins: Annotated[list[str], NoDecode] = []  # e.g. https://app.example.com
+    allow_credentials: bool = False  # cookies from those origins; never with "*"
+    allow_methods: list[str] = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    allow_headers: list[str] = ["Authorization", "Content-Type", "Last-Event-ID"]
+    expose_headers: list[str] = ["Retry-After", "Content-Disposition"]
+    max_age_s: int = Field(default=600, ge=0, le=86400, description="preflight cache")
+
+    @field_validator("allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accept a JSON list or a comma/space-separated string (environment variables)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in text.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(cors_origin(origin) for origin in value))
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> CorsSettings:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError(
+                'cors.allow_origins "*" cannot be combined with cors.allow_credentials=true '
+                "(any site could act with a user's cookies): list the origins"
+            )
+        return self
 
 
 class PersonaSettings(BaseModel):
@@ -494,6 +559,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     chat: ChatSettings = ChatSettings()
     realtime: RealtimeSettings = RealtimeSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    cors: CorsSettings = CorsSettings()
     memory: MemorySettings = MemorySettings()
     persona: PersonaSettings = PersonaSettings()
     research: ResearchSettings = ResearchSettings()
@@ -525,6 +592,9 @@ class Settings(BaseSettings):
             )
         if self.llm.backoff_initial_s > self.llm.backoff_max_s:
             raise ValueError("llm.backoff_initial_s must not exceed llm.backoff_max_s")
+        legacy = self.realtime.chat_rate_limit
+        if legacy is not None and "chat" not in self.rate_limits.model_fields_set:
+            self.rate_limits = self.rate_limits.model_copy(update={"chat": legacy})
         return self
 
     @property
@@ -553,6 +623,51 @@ def is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def check_rate(value: str) -> str:
+    """A rate in the ``limits`` notation ("30/minute", "10/minute;100/day"), or "" (none)."""
+    from limits import parse_many
+
+    text = value.strip()
+    if text:
+        try:
+            parse_many(text)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit: use e.g. '30/minute' or '10/minute;100/day' "
+                "('' = no limit)"
+            ) from None
+    return text
+
+
+def cors_origin(value: str) -> str:
+    """An origin as browsers send it (``HTTPS://App.example:443/`` -> ``https://app.example``),
+    or "*"; anything else (a path, another scheme) is refused."""
+    text = value.strip()
+    if text == "*":
+        return text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        port, parts = None, urlsplit("")
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if (
+        scheme not in ("http", "https")
+        or not host
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ValueError(
+            f"{value!r} is not an origin: expected scheme://host[:port] with no path, "
+            "e.g. https://app.example.com"
+        )
+    host = f"[{host}]" if ":" in host else host
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 def check_secret_key(env: Environment, key: str, source: str) -> None:

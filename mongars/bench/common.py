@@ -78,11 +78,16 @@ def start_server(
     port: int,
     ready_path: str = "/ready",
     timeout_s: float = 120.0,
+    log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a server process and wait until ``ready_path`` answers 200."""
+    """Start a server process and wait until ``ready_path`` answers 200; its output
+    goes to ``log`` when given."""
+    out: Any = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(  # noqa: S603 - our own modules
-        [sys.executable, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, *argv], env=env, stdout=out, stderr=subprocess.STDOUT
     )
+    if log is not None:
+        out.close()  # the child holds its own copy
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
@@ -125,6 +130,7 @@ def embedded_env(tmp: str, model_path: str, max_tokens: int, threads: int) -> di
         "MONGARS_MEMORY__ENABLED": "false",
         "MONGARS_PERSONA__ENABLED": "false",
         "MONGARS_RESEARCH__DOCUMENTS": "false",
+        "MONGARS_RATE_LIMITS__ENABLED": "false",  # benches send more than a user would
     }
 
 

@@ -105,6 +105,7 @@ def _start(base: Path, name: str, extra: dict[str, str]) -> Node:
         "MONGARS_EVOLUTION__ENABLED": "false",
         "MONGARS_LLM__THREADS": "1",
         "MONGARS_LOG_LEVEL": "warning",
+        "MONGARS_RATE_LIMITS__ENABLED": "false",  # benches send more than a user would
         **extra,
     }
     settings = Settings(_env_file=None, data_dir=data_dir)  # type: ignore[call-arg]

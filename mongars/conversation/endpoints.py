@@ -20,13 +20,14 @@ from mongars.errors import (
     ProviderError,
     error_for_code,
 )
+from mongars.rate_limits import ChatLimit
 from mongars.realtime.bus import Event
 
 router = APIRouter(prefix="/api/v1/conversation", tags=["conversation"])
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.post("/chat", response_model=ChatResponse)
+@router.post("/chat", response_model=ChatResponse, dependencies=[ChatLimit])
 async def chat(body: ChatRequest, user: CurrentUser, runtime: RuntimeDep) -> ChatResponse:
     """Answer one message. The answer is stored even if the client leaves before it ends."""
     started = await runtime.hub.start(user, body.message, body.session_id, image=body.image_bytes())
@@ -40,6 +41,7 @@ async def chat(body: ChatRequest, user: CurrentUser, runtime: RuntimeDep) -> Cha
 @router.post(
     "/chat/stream",
     response_class=StreamingResponse,
+    dependencies=[ChatLimit],
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE: delta*, done"}},
 )
 async def chat_stream(

@@ -28,6 +28,7 @@ from mongars.openai_api.schemas import (
     ModelList,
 )
 from mongars.openai_api.service import OpenAIService
+from mongars.rate_limits import ApiKeyChatLimit
 
 
 def openai_error(
@@ -95,6 +96,7 @@ async def get_model(model_id: str, _: ApiKeyPrincipal, runtime: RuntimeDep) -> M
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
+    dependencies=[ApiKeyChatLimit],
     responses={
         **ERRORS,
         200: {

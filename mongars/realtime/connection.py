@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.websockets import WebSocketDisconnect
 
 from mongars.auth.models import User
+from mongars.auth.ratelimit import UserRateLimiter
 from mongars.conversation.schemas import SESSION_ID_PATTERN, MessageIn, check_new_thread_id
 from mongars.errors import DomainError
 from mongars.realtime.bus import Event
@@ -54,7 +55,9 @@ class GenerationRef(BaseModel):
 
 
 class ChatConnection:
-    def __init__(self, ws: WebSocket, runtime: Runtime, user: User, limiter: Any) -> None:
+    def __init__(
+        self, ws: WebSocket, runtime: Runtime, user: User, limiter: UserRateLimiter
+    ) -> None:
         self.ws = ws
         self.runtime = runtime
         self.user = user
@@ -211,7 +214,7 @@ class ChatConnection:
     async def _rate_limited(self, kind: str, ref: Any) -> bool:
         if await self.limiter.hit(self.user.id):
             return False
-        detail = f"too many messages; the limit is {self.settings.chat_rate_limit}"
+        detail = f"too many messages; the limit is {self.limiter.rate} per user"
         self.send(
             {"type": "chat.error", "code": "rate_limited", "detail": detail, "client_id": ref}
         )

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket
 from pydantic import BaseModel
 
-from mongars.auth.ratelimit import UserRateLimiter
 from mongars.auth.repository import UserRepository
 from mongars.conversation.repository import ConversationRepository
 from mongars.db.engine import unit_of_work
@@ -56,15 +55,8 @@ async def ws_chat(
         await ws.close(code=CLOSE_UNAUTHORIZED, reason=exc.detail)
         return
     snapshot = await _snapshot(runtime, user.id, thread_id)
-    await ChatConnection(ws, runtime, user, _limiter(ws, runtime)).run(snapshot)
-
-
-def _limiter(ws: WebSocket, runtime: Runtime) -> UserRateLimiter:
-    state = ws.app.state
-    if not hasattr(state, "chat_limiter"):
-        state.chat_limiter = UserRateLimiter(runtime.settings.realtime.chat_rate_limit)
-    limiter: UserRateLimiter = state.chat_limiter
-    return limiter
+    # One chat budget per user, shared with REST, SSE and /v1 (mongars/rate_limits.py).
+    await ChatConnection(ws, runtime, user, runtime.rate_limits.chat).run(snapshot)
 
 
 async def _user_from_ticket(runtime: Runtime, raw: str) -> Any:

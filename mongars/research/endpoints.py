@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 
 from mongars.auth.models import User
 from mongars.deps import CurrentUser, RuntimeDep
 from mongars.errors import FeatureDisabled, Forbidden
+from mongars.rate_limits import UploadLimit
 from mongars.research.rag import rag_context
 from mongars.research.schemas import (
     CollectionCreate,
@@ -35,6 +36,8 @@ def get_documents(runtime: RuntimeDep) -> DocumentService:
 
 
 DocumentsDep = Annotated[DocumentService, Depends(get_documents)]
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # INTEGER on PostgreSQL
+Cursor = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 
 def _actor(user: User) -> Actor:
@@ -55,12 +58,14 @@ async def create_collection(
 
 
 @router.delete("/collections/{collection_id}", status_code=204)
-async def delete_collection(collection_id: int, user: CurrentUser, docs: DocumentsDep) -> Response:
+async def delete_collection(
+    collection_id: RowId, user: CurrentUser, docs: DocumentsDep
+) -> Response:
     await docs.delete_collection(_actor(user), collection_id)
     return Response(status_code=204)
 
 
-@router.post("/documents", response_model=IngestOut, status_code=201)
+@router.post("/documents", response_model=IngestOut, status_code=201, dependencies=[UploadLimit])
 async def upload_document(
     user: CurrentUser,
     docs: DocumentsDep,
@@ -87,19 +92,19 @@ async def list_documents(
     user: CurrentUser,
     docs: DocumentsDep,
     collection: str | None = None,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DocumentPage:
     return await docs.documents(_actor(user), collection, cursor, limit)
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut)
-async def get_document(document_id: int, user: CurrentUser, docs: DocumentsDep) -> DocumentOut:
+async def get_document(document_id: RowId, user: CurrentUser, docs: DocumentsDep) -> DocumentOut:
     return await docs.document(_actor(user), document_id)
 
 
 @router.delete("/documents/{document_id}", status_code=204)
-async def delete_document(document_id: int, user: CurrentUser, docs: DocumentsDep) -> Response:
+async def delete_document(document_id: RowId, user: CurrentUser, docs: DocumentsDep) -> Response:
     await docs.delete_document(_actor(user), document_id)
     return Response(status_code=204)
 
@@ -145,7 +150,7 @@ async def review_rag_context(
 async def knowledge_gaps(
     user: CurrentUser,
     docs: DocumentsDep,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     all_users: Annotated[bool, Query(alias="all", description="admins: everyone's")] = False,
 ) -> GapPage:

@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from mongars.deps import AdminUser, RuntimeDep
 from mongars.errors import FeatureDisabled
+from mongars.rate_limits import TrainingLimit
 from mongars.training.datasets import DatasetService
 from mongars.training.runs import RunService
 from mongars.training.schemas import (
@@ -48,7 +49,7 @@ DatasetsDep = Annotated[DatasetService, Depends(get_datasets)]
 RunsDep = Annotated[RunService, Depends(get_runs)]
 
 
-@router.post("/datasets", response_model=DatasetOut, status_code=201)
+@router.post("/datasets", response_model=DatasetOut, status_code=201, dependencies=[TrainingLimit])
 async def curate_dataset(
     admin: AdminUser, datasets: DatasetsDep, body: DatasetCreate | None = None
 ) -> DatasetOut:
@@ -83,7 +84,7 @@ async def delete_dataset(dataset_id: str, admin: AdminUser, datasets: DatasetsDe
     return Response(status_code=204)
 
 
-@router.post("/runs", response_model=RunOut, status_code=202)
+@router.post("/runs", response_model=RunOut, status_code=202, dependencies=[TrainingLimit])
 async def start_run(body: RunCreate, admin: AdminUser, runs: RunsDep) -> RunOut:
     """Start training in a child process; follow it with GET /runs/{id}."""
     return await runs.start(body, admin.id, admin.username)

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from mongars.auth.models import User
 from mongars.deps import RuntimeDep
 from mongars.errors import DomainError, FeatureDisabled, InvalidInput
+from mongars.rate_limits import ConsoleUploadLimit
 from mongars.research.service import Actor, DocumentService
 from mongars.runtime import Runtime
 from mongars.web.render import HtmlRoute, redirect, render, safe_next
@@ -106,7 +107,7 @@ async def documents_page(
     return await _page(request, runtime, user, collection.strip(), q, cursor)
 
 
-@router.post("/upload", dependencies=[CsrfChecked])
+@router.post("/upload", dependencies=[CsrfChecked, ConsoleUploadLimit])
 async def documents_upload(
     request: Request,
     runtime: RuntimeDep,

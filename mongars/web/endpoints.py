@@ -17,6 +17,7 @@ from mongars.auth.schemas import Credentials
 from mongars.deps import AuthServiceDep, RuntimeDep, SessionDep
 from mongars.errors import DomainError, InvalidInput
 from mongars.persona.contributor import persona_service
+from mongars.rate_limits import ConsoleChatLimit
 from mongars.realtime.tickets import issue_ticket
 from mongars.threads.schemas import ThreadRename
 from mongars.threads.service import ThreadService
@@ -225,7 +226,7 @@ async def chat_thread(
     return await _chat(request, runtime, session, user, thread_id, q)
 
 
-@router.post("/chat/send", dependencies=[CsrfChecked])
+@router.post("/chat/send", dependencies=[CsrfChecked, ConsoleChatLimit])
 async def chat_send(
     request: Request,
     runtime: RuntimeDep,
@@ -242,7 +243,7 @@ async def chat_send(
     return redirect(f"/chat/{thread}#last")
 
 
-@router.post("/chat/{thread_id}/regenerate", dependencies=[CsrfChecked])
+@router.post("/chat/{thread_id}/regenerate", dependencies=[CsrfChecked, ConsoleChatLimit])
 async def chat_regenerate(
     request: Request, runtime: RuntimeDep, session: SessionDep, user: WebUser, thread_id: ThreadId
 ) -> Response:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mongars.deps import RuntimeDep
+from mongars.rate_limits import ConsoleTrainingLimit
 from mongars.training.endpoints import TrainingDep
 from mongars.training.schemas import DatasetPolicy, RunCreate
 from mongars.web.render import HtmlRoute, redirect, render
@@ -36,7 +37,7 @@ async def training_page(
     )
 
 
-@router.post("/datasets", dependencies=[CsrfChecked])
+@router.post("/datasets", dependencies=[CsrfChecked, ConsoleTrainingLimit])
 async def curate(
     user: WebAdmin,
     training: TrainingDep,
@@ -54,7 +55,7 @@ async def delete_dataset(dataset_id: str, user: WebAdmin, training: TrainingDep)
     return redirect("/admin/training", flash=f"Dataset {dataset_id} deleted.")
 
 
-@router.post("/runs", dependencies=[CsrfChecked])
+@router.post("/runs", dependencies=[CsrfChecked, ConsoleTrainingLimit])
 async def start_run(
     user: WebAdmin,
     training: TrainingDep,

@@ -47,7 +47,7 @@ class AdapterAwareLLM(ScriptedLLM):
 @pytest.fixture
 def setup(api_factory: Any) -> tuple[Api, dict[str, str], AdapterAwareLLM]:
     llm = AdapterAwareLLM()
-    api = api_factory(llm)
+    api = api_factory(llm, rate_limits={"chat": ""})  # the canary test sends 45+ chats
     return api, api.setup_admin(), llm
 
 
