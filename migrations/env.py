@@ -44,9 +44,25 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
 
 
 def _run_sync(connection: Connection) -> None:
+    """On SQLite, foreign keys are off while migrating: batch mode rebuilds a table by
+    dropping it, which with them on would delete or null every row pointing at it
+    (rebuilding ``users`` would empty ``threads``). The keys are checked before the
+    migrations commit instead. A caller's open transaction (tests) keeps its setting:
+    SQLite ignores the pragma inside one."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite and not connection.in_transaction():
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()  # end SQLAlchemy's autobegun transaction; nothing to write
     _configure(connection)
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"a migration left rows with broken foreign keys: {broken[:5]}")
+    if sqlite and not connection.in_transaction():
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
 
 
 async def _run_async() -> None:
