@@ -1,0 +1,1 @@
+"""Backups that restore: `mongars backup PATH` and `mongars restore PATH` (docs/backup.md)."""
