@@ -1,22 +1,26 @@
 # monGARS server image (docs/image.md): multi-stage, non-root, the embedded model
-# prepared at build time, serves with no network.
+# prepared at build time, serves with no network, no PyTorch (EXTRAS=training adds it).
 #
 #   podman build --format docker -t mongars:latest .                 # PyPI + python:3.11-slim
 #   podman build --format docker --network none -t mongars:latest \
 #     --build-arg BASE_IMAGE=localhost/mongars-base:bookworm \
 #     --build-arg PIP_SOURCE=wheelhouse .                             # no registry, no network
+#   ... --build-arg EXTRAS=training                                   # + training (PyTorch)
 #
 # (No "syntax" directive on purpose: BuildKit would pull the frontend from a registry.)
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# --- dependencies: a venv with everything pyproject.toml and nodeps.txt name, but not
-# monGARS itself, so that a code change rebuilds none of this.
+# --- dependencies: a venv with what serving needs (pyproject.toml's dependencies and
+# nodeps.txt; no PyTorch: the embedder runs on ONNX Runtime) plus the extras EXTRAS names
+# (e.g. EXTRAS=training: the PyTorch stack), but not monGARS itself, so that a code change
+# rebuilds none of this.
 FROM ${BASE_IMAGE} AS deps
 # pypi: install from PyPI (torch from the PyTorch CPU index, llama-cpp-python compiled
 # for any CPU of the target architecture); wheelhouse: only from deploy/image/wheels
 # (made on the host by deploy/image/wheelhouse.sh), with --no-index.
 ARG PIP_SOURCE=pypi
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG EXTRAS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -27,8 +31,9 @@ WORKDIR /src
 COPY deploy/image/wheels/ /wheels/
 COPY pyproject.toml constraints.txt nodeps.txt ./
 # hadolint ignore=DL3008
-RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))\
-['project']['dependencies']))" > requirements.txt \
+RUN python3 -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + [d for e in sys.argv[1:] for d in \
+p['optional-dependencies'][e]]))" ${EXTRAS//,/ } > requirements.txt \
  && python3 -m venv /opt/venv \
  && if [ "$PIP_SOURCE" = wheelhouse ]; then \
       pip=(/opt/venv/bin/pip install --no-index --find-links /wheels -c constraints.txt); \
@@ -36,39 +41,59 @@ RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.tom
       apt-get update \
       && apt-get install -y --no-install-recommends build-essential cmake \
       && rm -rf /var/lib/apt/lists/* \
-      && pip=(/opt/venv/bin/pip install -c constraints.txt) \
-      && "${pip[@]}" --index-url "$TORCH_INDEX_URL" torch; \
+      && pip=(/opt/venv/bin/pip install -c constraints.txt); \
+      if grep -q '^torch' requirements.txt; then \
+        "${pip[@]}" --index-url "$TORCH_INDEX_URL" torch; \
+      fi; \
     fi \
  && "${pip[@]}" -r requirements.txt \
  && "${pip[@]}" --no-deps -r nodeps.txt \
  && "${pip[@]}" --no-deps 'setuptools>=68' wheel
 
 # --- monGARS from its sources, laid out as in the repository (/opt/mongars: the package,
-# alembic.ini, migrations/, which the package finds beside itself) and installed in
-# editable mode; then what `mongars serve` would do on a first start with an empty data
-# dir, done now so a cold start is fast: copy and verify the GGUF, export the query
-# embedder to ONNX (and its int8 version). No secret and no database are made here:
-# those belong to each installation.
+# alembic.ini, migrations/, which the package finds beside itself), installed in
+# editable mode.
 FROM deps AS app
 WORKDIR /opt/mongars
 COPY pyproject.toml README.md alembic.ini ./
 COPY migrations/ migrations/
 COPY mongars/ mongars/
-ENV MONGARS_DATA_DIR=/data
+RUN /opt/venv/bin/python -m compileall -q mongars migrations \
+ && /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index -e .
+
+# --- what `mongars model prepare` makes, done now so a cold start is fast: the GGUF
+# copied and verified into the data dir, the embedder exported to ONNX (float and int8)
+# with PyTorch's reference vectors beside it, into /opt/models (read-only, part of the
+# image: an empty volume on /data still embeds). The export needs PyTorch, installed in
+# this stage only (the image gets the venv of `deps`). No secret and no database are
+# made here: those belong to each installation.
+FROM app AS models
+ARG PIP_SOURCE=pypi
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV MONGARS_DATA_DIR=/data \
+    MONGARS_MEMORY__EMBED_ONNX_DIR=/opt/models
+# The exporter's packages, pinned as the training extra pins them (mongars.extras.EXPORT).
+RUN /opt/venv/bin/python -c "import re, tomllib; from mongars.extras import EXPORT; \
+p = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; \
+print('\n'.join(d for d in p['training'] if re.match(r'[\w.-]+', d)[0] in EXPORT))" \
+      > /tmp/export.txt \
+ && if [ "$PIP_SOURCE" = wheelhouse ]; then \
+      /opt/venv/bin/pip install --no-index --find-links /wheels -c /src/constraints.txt \
+        -r /tmp/export.txt; \
+    else \
+      /opt/venv/bin/pip install -c /src/constraints.txt --index-url "$TORCH_INDEX_URL" torch \
+      && /opt/venv/bin/pip install -c /src/constraints.txt -r /tmp/export.txt; \
+    fi
 # Image layers keep whole-second mtimes, and the `.verified` marker of a prepared GGUF
 # records its mtime in nanoseconds: round the mtime down and record that, or every
 # container would copy and verify the model again at start (the last step below).
-RUN /opt/venv/bin/python -m compileall -q mongars migrations \
- && /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index -e . \
- && /opt/venv/bin/mongars model prepare \
- && /opt/venv/bin/python -c "from mongars.offline import quiet_libraries; quiet_libraries(); \
-from mongars.settings import Settings; from mongars.memory.embeddings import embedder_from; \
-e = embedder_from(Settings()); e.load(); assert e.onnx is not None, 'no ONNX export'" \
+RUN /opt/venv/bin/mongars model prepare \
  && /opt/venv/bin/python -c "import json, os, pathlib; \
 [(os.utime(g, ns=(t, t)), m.write_text(json.dumps({'size': g.stat().st_size, 'mtime_ns': t}))) \
  for m in pathlib.Path('/data/models').glob('*.verified') for g in [m.with_suffix('')] \
  for t in [int(g.stat().st_mtime) * 10**9]]" \
- && ls -l /data/models
+ && ls -l /data/models /opt/models
 
 # --- the image: the base, the dependencies' venv, monGARS, the prepared data dir.
 FROM ${BASE_IMAGE}
@@ -84,13 +109,22 @@ RUN if ! ldconfig -p | grep -q libgomp.so.1; then \
       --shell /usr/sbin/nologin mongars
 COPY --from=deps /opt/venv /opt/venv
 COPY --from=app /opt/mongars /opt/mongars
+COPY --from=models --chown=10001:10001 /data /data
+COPY --from=models /opt/models /opt/models
+# The embedder the server will run loads from what was prepared (the onnx backend
+# without PyTorch): a build that would not embed fails here, not at the first start.
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation --no-index \
-      -e /opt/mongars
-COPY --from=app --chown=10001:10001 /data /data
+      -e /opt/mongars \
+ && MONGARS_DATA_DIR=/data MONGARS_MEMORY__EMBED_ONNX_DIR=/opt/models \
+    /opt/venv/bin/python -c "from mongars.offline import \
+quiet_libraries; quiet_libraries(); from mongars.settings import Settings; \
+from mongars.memory.embeddings import embedder_from; e = embedder_from(Settings()); e.load(); \
+assert e.onnx is not None, 'no ONNX query model'; print('embedder:', e.backend)"
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MONGARS_DATA_DIR=/data \
+    MONGARS_MEMORY__EMBED_ONNX_DIR=/opt/models \
     MONGARS_HOST=0.0.0.0 \
     MONGARS_PORT=8000
 USER 10001:10001

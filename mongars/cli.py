@@ -189,7 +189,7 @@ def model_prepare(
 def _prepare_embedder(settings: Settings) -> None:
     """The embedder's ONNX exports and reference vectors (what the onnx backend runs)."""
     from mongars import extras
-    from mongars.memory.embeddings import prepare_export
+    from mongars.memory.embeddings import onnx_dir_of, prepare_export
 
     with console.status("exporting the embedding model to ONNX (once, about a minute)"):
         export = prepare_export(settings)
@@ -198,9 +198,9 @@ def _prepare_embedder(settings: Settings) -> None:
     else:
         gone = ", ".join(extras.missing(extras.EXPORT))
         console.print(
-            f"[yellow]no ONNX export of the embedding model in {settings.data_dir / 'models'}"
+            f"[yellow]no ONNX export of the embedding model in {onnx_dir_of(settings)}"
             f"[/yellow] and no exporter here (missing: {gone}): the server needs PyTorch "
-            "(pip install 'mongars[training]') or that export (`mongars model prepare` where "
+            "(pip install 'mongars\\[training]') or that export (`mongars model prepare` where "
             "PyTorch is installed, then copy the folder)"
         )
 

@@ -6,12 +6,18 @@ into a stable JSON body ``{"detail": str, "code": str}`` with the right status.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
@@ -89,6 +95,13 @@ class InternalError(DomainError):
     status, code = 500, "internal_error"
 
 
+class Overloaded(DomainError):
+    """Every database connection stayed busy past the pool's timeout: the server is
+    saturated (the request itself was fine); the client may retry."""
+
+    status, code = 503, "overloaded"
+
+
 class GenerationCancelled(DomainError):
     status, code = 409, "cancelled"
 
@@ -101,6 +114,13 @@ class ProviderError(DomainError):
 
 class EmptyOutput(ProviderError):
     code = "empty_output"
+
+
+class ExtraNotInstalled(DomainError):
+    """The feature needs an optional extra this install lacks (e.g. training without
+    PyTorch: mongars.extras)."""
+
+    status, code = 501, "extra_not_installed"
 
 
 class ProviderUnavailable(DomainError):
@@ -131,25 +151,46 @@ def error_for_code(code: str, detail: str) -> DomainError:
     return ProviderError(detail)
 
 
+def data_error(exc: DBAPIError) -> InvalidInput | None:
+    """A value the database refused (SQLSTATE class 22, "data exception": NUL in text,
+    an id past PostgreSQL's INTEGER...) came from the request: a 422, not a 500. None
+    for every other database error (those are ours)."""
+    state = str(getattr(exc.orig, "sqlstate", "") or "")
+    if not state.startswith("22"):
+        return None
+    reason = "text must not contain NUL characters" if state == "22021" else "a value is invalid"
+    return InvalidInput(f"the database refused a value of this request: {reason}")
+
+
 def error_body(detail: str, code: str) -> dict[str, str]:
     return {"detail": detail, "code": code}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    async def on_domain(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, DomainError)
-        return JSONResponse(
-            error_body(exc.detail, exc.code), status_code=exc.status, headers=exc.headers
-        )
+# (status, detail, code, headers) -> the response, for paths with another error shape.
+ErrorRenderer = Callable[[int, str, str, dict[str, str] | None], JSONResponse]
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+
+def install_error_handlers(app: FastAPI, shapes: Mapping[str, ErrorRenderer] = {}) -> None:
+    """``shapes``: path prefix -> renderer, for APIs that promise another error body
+    (``/v1/``: OpenAI's), even for a path no route matches."""
+
+    def respond(
+        request: Request, status: int, detail: str, code: str, headers: dict[str, str] | None
+    ) -> JSONResponse:
+        for prefix, render in shapes.items():
+            if request.url.path.startswith(prefix):
+                return render(status, detail, code, headers)
+        return JSONResponse(error_body(detail, code), status_code=status, headers=headers)
+
+    async def on_domain(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return respond(request, exc.status, exc.detail, exc.code, exc.headers)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
-            error_body(str(exc.detail), code),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        headers = getattr(exc, "headers", None)
+        return respond(request, exc.status_code, str(exc.detail), code, headers)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -163,7 +204,32 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=422,
         )
 
+    async def on_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database pool exhausted: %s", exc)
+        detail = "the server is overloaded (no database connection came free in time); retry"
+        return await on_domain(request, Overloaded(detail, headers={"Retry-After": "2"}))
+
+    async def on_database(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        error = data_error(exc)
+        if error is None:
+            raise exc  # a 500, logged (mongars.http_security)
+        log.info("refused a value the database cannot take: %s", exc.orig)
+        return await on_domain(request, error)
+
+    async def on_surrogate(request: Request, exc: Exception) -> JSONResponse:
+        """A lone surrogate (a JSON ``\\ud800`` escape) reached text storage: SQLite
+        cannot encode it. Only requests bring those in."""
+        assert isinstance(exc, UnicodeEncodeError)
+        if exc.reason != "surrogates not allowed":
+            raise exc
+        detail = "text must be valid Unicode (a lone surrogate escape was sent)"
+        return await on_domain(request, InvalidInput(detail))
+
     app.add_exception_handler(DomainError, on_domain)
+    app.add_exception_handler(DBAPIError, on_database)
+    app.add_exception_handler(UnicodeEncodeError, on_surrogate)
+    app.add_exception_handler(PoolTimeout, on_pool_timeout)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
 

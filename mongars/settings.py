@@ -136,6 +136,9 @@ class MemorySettings(BaseModel):
     # queries), onnx (all on ONNX Runtime, no PyTorch needed: the exports made by
     # `mongars model prepare`), auto = torch when it is installed.
     embed_backend: Literal["auto", "torch", "onnx"] = "auto"
+    # Where the embedder's ONNX exports are kept; empty: <data_dir>/models. The image keeps
+    # them in a read-only folder of its own (/opt/models), out of the data volume.
+    embed_onnx_dir: str = ""
     # bfloat16 matrix products where the CPU has native support (about 3x faster there,
     # vectors within 1e-4 cosine of float32); "auto" measures both at start-up.
     embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"

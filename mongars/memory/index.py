@@ -1,7 +1,6 @@
 """In-process exact vector index for SQLite (PostgreSQL uses pgvector HNSW).
 
-One half-precision matrix per user (a torch tensor: its CPU matrix-vector
-product is about twice as fast as float32 and the cosines differ by < 1e-3),
+One matrix per user (half precision where PyTorch is installed: matrix.py),
 kept in an LRU of users, with what ranking needs besides the vector: each
 memory's time, validity and thread (turns only), so a search on SQLite scores
 its candidates and finds the turns next to its best hits without reading rows.
@@ -10,7 +9,7 @@ Before a search the user's change counters are read (one indexed row): new
 embeddings are appended, an edit or deletion reloads, and an append that leaves
 the index short of the user's embedded rows (a memory embedded after a newer
 one, e.g. an edit re-embedded) reloads too. 100,000 memories x 384 dims is a
-~77 MB matrix searched in a few milliseconds.
+~77 MB matrix (154 MB in float32) searched in a few milliseconds.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ import os
 from collections import OrderedDict
 
 import numpy as np
-import torch
 
+from mongars.memory.matrix import products, storage_dtype, top_k
 from mongars.memory.models import EMBEDDING_DIM
 from mongars.memory.repository import MemoryRepository, VectorRows
 
@@ -40,7 +39,7 @@ class _UserIndex:
         self._valid = np.empty(0, bool)
         self._times = np.empty(0, np.float64)
         self._threads = np.empty(0, np.int32)  # codes into thread_names; -1: none
-        self._matrix = torch.empty((0, EMBEDDING_DIM), dtype=torch.float16)
+        self._matrix = np.empty((0, EMBEDDING_DIM), dtype=storage_dtype())
         self.thread_codes: dict[str, int] = {}
         self.thread_names: list[str] = []
 
@@ -66,7 +65,7 @@ class _UserIndex:
             capacity = max(need, 2 * self._ids.size, 256)
             for name in ("_ids", "_valid", "_times", "_threads"):
                 setattr(self, name, np.resize(getattr(self, name), capacity))
-            grown = torch.empty((capacity, EMBEDDING_DIM), dtype=torch.float16)
+            grown = np.empty((capacity, EMBEDDING_DIM), dtype=self._matrix.dtype)
             grown[: self.size] = self._matrix[: self.size]
             self._matrix = grown
         part = slice(self.size, need)
@@ -74,7 +73,7 @@ class _UserIndex:
         self._valid[part] = rows.valid
         self._times[part] = rows.times
         self._threads[part] = [self._code(t) for t in rows.threads]
-        self._matrix[part] = torch.from_numpy(np.ascontiguousarray(rows.matrix)).half()
+        self._matrix[part] = rows.matrix
         self.size = need
 
     def positions(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -88,19 +87,15 @@ class _UserIndex:
 
 
 def _nearest(
-    matrix: torch.Tensor, valid: np.ndarray, ids: np.ndarray, vector: np.ndarray, k: int
+    matrix: np.ndarray, valid: np.ndarray, ids: np.ndarray, vector: np.ndarray, k: int
 ) -> list[tuple[int, float]]:
-    query = torch.from_numpy(np.ascontiguousarray(vector, dtype=np.float32)).half()
-    scores = (matrix @ query).float()
-    scores[torch.from_numpy(~valid)] = -torch.inf
+    scores = products(matrix, vector)
+    scores[~valid] = -np.inf
     k = min(k, int(valid.sum()))
     if k <= 0:
         return []
-    best = torch.topk(scores, k)  # sorted, best first
-    return [
-        (int(ids[i]), float(v))
-        for v, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)
-    ]
+    values, positions = top_k(scores, k)  # sorted, best first
+    return [(int(ids[i]), float(v)) for v, i in zip(values, positions, strict=True)]
 
 
 class DenseIndex:
@@ -187,7 +182,7 @@ class DenseIndex:
         if index is None:
             return {}
         found, pos = index.positions(ids)
-        rows = index._matrix[torch.from_numpy(pos)].float().numpy()
+        rows = index._matrix[pos].astype(np.float32)
         sims = rows @ np.asarray(vector, dtype=np.float32)
         return {int(i): float(s) for i, s in zip(found, sims, strict=True)}
 

@@ -1,24 +1,25 @@
-"""Query embeddings through ONNX Runtime: several times as fast as PyTorch on one
-short text.
+"""all-MiniLM-L6-v2 through ONNX Runtime: search queries (several times as fast as
+PyTorch on one short text) and, without PyTorch, everything.
 
 A search embeds its query on the response path, a few milliseconds nothing else
 hides. At a dozen tokens PyTorch's cost is mostly per-operator overhead, which
 ONNX Runtime's fused graph does not have (3.1 ms instead of 6-7 ms here), and
 its int8 version (dynamic quantization, per-channel weights) takes 1.4 ms. The
-model is exported once (torch.onnx, dynamo exporter) into a cache folder, and
-quantized once from there; both are reloaded at later starts and checked
-against the PyTorch model before use (embeddings.py). Batches (ingestion, the
-stored vectors) stay on PyTorch, faster there in bfloat16.
+model is exported once (torch.onnx, dynamo exporter) into the models folder,
+and quantized once from there; beside the export, the PyTorch model's vectors
+of a few reference texts, so that an install without PyTorch (the ONNX backend,
+embeddings.py) checks the exports it runs against PyTorch all the same.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,65 +28,116 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 OPSET = 18
+STEM = f"all-MiniLM-L6-v2-opset{OPSET}"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# texts -> padded, truncated word pieces: {input name: (n, tokens) integers}
+Encode = Callable[[list[str]], Mapping[str, Any]]
 
 
 class OnnxQueries:
-    def __init__(self, session: Any, tokenizer: Any, max_tokens: int) -> None:
+    def __init__(self, session: Any, encode: Encode) -> None:
         self._session = session
-        self._tokenizer = tokenizer
-        self._max_tokens = max_tokens
+        self._encode = encode
+
+    @classmethod
+    def open(cls, path: Path, encode: Encode, threads: int) -> OnnxQueries:
+        """An ONNX Runtime session on an export (raises when it cannot be loaded)."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # no busy-waiting thread left behind a query, taking a core from the SQL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return cls(session, encode)
 
     @classmethod
     def load(
-        cls,
-        model: Any,
-        tokenizer: Any,
-        directory: Path,
-        threads: int,
-        max_tokens: int,
-        quantized: bool = False,
+        cls, path: Path, encode: Encode, threads: int, quantized: bool = False
     ) -> OnnxQueries | None:
-        """The exported model (exporting it first if needed), ``quantized``: its int8
-        version (made once from the export), or None when ONNX Runtime is missing
-        or the export or quantization fails."""
+        """The export at ``path``, ``quantized``: its int8 version (made once from the
+        export, which needs the onnx package), or None when it cannot be loaded."""
         try:
-            import onnxruntime as ort
-            import torch
-        except ImportError:
-            return None
-        path = directory / f"all-MiniLM-L6-v2-opset{OPSET}-torch{torch.__version__}.onnx"
-        try:
-            if not path.exists():
-                _export(model, tokenizer, path)
             if quantized:
-                path = _quantized(path)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            # no busy-waiting thread left behind a query, taking a core from the SQL
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # an unsupported model, torch or disk: PyTorch only
-            log.warning("no ONNX query model %s (%s)", path.name, exc)
+                path = quantized_path(path, make=True)
+            return cls.open(path, encode, threads)
+        except Exception as exc:  # an unsupported model, a damaged file, a full disk
+            log.warning("no ONNX model %s (%s)", path.name, exc)
             return None
-        return cls(session, tokenizer, max_tokens)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 384) float32, unit length (mean pooling, as the PyTorch path)."""
-        enc = self._tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self._max_tokens,
-            return_tensors="np",
-        )
-        feed = {name: enc[name].astype(np.int64) for name in INPUTS}
+        enc = self._encode(list(texts))
+        feed = {name: np.asarray(enc[name], dtype=np.int64) for name in INPUTS}
         hidden = self._session.run(None, feed)[0]
         mask = feed["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def export(model: Any, tokenizer: Any, directory: Path) -> Path | None:
+    """The float export for this torch version in ``directory`` (made if missing), or
+    None when ONNX Runtime, the exporter or the disk fails."""
+    try:
+        import onnxruntime  # noqa: F401
+        import torch
+    except ImportError:
+        return None
+    path = directory / f"{STEM}-torch{torch.__version__}.onnx"
+    try:
+        if not path.exists():
+            _export(model, tokenizer, path)
+    except Exception as exc:  # an unsupported model, torch or disk: PyTorch only
+        log.warning("no ONNX export %s (%s)", path.name, exc)
+        return None
+    return path
+
+
+def quantized_path(path: Path, make: bool = False) -> Path:
+    """Where the int8 version of an export is kept (``make``: made first if missing)."""
+    target = path.with_name(f"{path.stem}-int8.onnx")
+    return _quantized(path) if make and not target.exists() else target
+
+
+def reference_path(path: Path) -> Path:
+    return path.with_suffix(".reference.json")
+
+
+def write_reference(path: Path, texts: Sequence[str], vectors: np.ndarray, made_by: str) -> None:
+    """The PyTorch model's vectors of ``texts``, kept beside the export (atomically)."""
+    target = reference_path(path)
+    body = {"made_by": made_by, "texts": list(texts), "vectors": vectors.tolist()}
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    try:
+        partial.write_text(json.dumps(body))
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def read_reference(path: Path) -> tuple[list[str], np.ndarray]:
+    """(texts, their PyTorch vectors) kept beside an export; ValueError if unreadable."""
+    try:
+        body = json.loads(reference_path(path).read_text())
+        texts = [str(t) for t in body["texts"]]
+        vectors = np.asarray(body["vectors"], dtype=np.float32)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"unreadable reference vectors beside {path.name}: {exc}") from exc
+    if not texts or vectors.shape != (len(texts), 384):
+        raise ValueError(f"reference vectors beside {path.name}: shape {vectors.shape}")
+    return texts, vectors
+
+
+def find_export(directory: Path) -> Path | None:
+    """The newest float export in ``directory`` that has its reference vectors."""
+    found = [
+        p
+        for p in directory.glob(f"{STEM}-*.onnx")
+        if not p.stem.endswith("-int8") and reference_path(p).is_file()
+    ]
+    return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
 def _export(model: Any, tokenizer: Any, path: Path) -> None:
@@ -121,9 +173,7 @@ def _export(model: Any, tokenizer: Any, path: Path) -> None:
 def _quantized(path: Path) -> Path:
     """The int8 version of an export (dynamic quantization, one scale per output
     channel of each weight), written once beside it, atomically."""
-    target = path.with_name(f"{path.stem}-int8.onnx")
-    if target.exists():
-        return target
+    target = quantized_path(path)
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     partial = target.with_suffix(f".{os.getpid()}.partial")

@@ -21,6 +21,7 @@ from mongars.auth.repository import AuditRepository
 from mongars.llm.model_files import CATALOGUE, embedded_model_path
 from mongars.media.captioning import CAPTION_MAX_NEW_TOKENS
 from mongars.memory.embeddings import MAX_TOKENS as EMBED_MAX_TOKENS
+from mongars.memory.embeddings import resolve_backend
 from mongars.memory.models import EMBEDDING_DIM
 from mongars.models.provision import (
     CHECK_TIMEOUT_S,
@@ -124,11 +125,13 @@ _HTTP_DESCRIPTIONS = {
 
 def _embedding(settings: Settings) -> ModelDefinition:
     memory = settings.memory
+    backend = resolve_backend(memory.embed_backend)
     return ModelDefinition(
         role="embedding",
         name=EMBEDDING_NAME,
-        provider="transformers",
+        provider="transformers" if backend == "torch" else "onnxruntime",
         parameters={
+            "backend": backend,
             "dimensions": EMBEDDING_DIM,
             "max_tokens": EMBED_MAX_TOKENS,
             "threads": memory.embed_threads,

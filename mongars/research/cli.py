@@ -72,13 +72,13 @@ def walk(root: Path) -> Iterator[Path]:
 
 async def _with_service(settings: Settings, fn: Callable[[DocumentService], Awaitable[T]]) -> T:
     from mongars.db.engine import create_engine, create_session_factory
-    from mongars.memory.embeddings import Embedder
+    from mongars.memory.embeddings import embedder_from
     from mongars.research.service import DocumentService
 
     engine = create_engine(settings.resolved_database_url)
     # A bulk ingest from the CLI has the machine to itself: embed on every core.
     threads = max(settings.memory.embed_threads, os.cpu_count() or 1)
-    embedder = Embedder(threads=threads, precision=settings.memory.embed_precision)
+    embedder = embedder_from(settings, threads=threads, bulk=True)
     try:
         await embedder.start()
         service = DocumentService(create_session_factory(engine), embedder, settings.research)

@@ -1,8 +1,9 @@
 """In-process exact vector index of document chunks, for SQLite (PostgreSQL: pgvector).
 
-One half-precision matrix per collection, reloaded when the collection's
-``version`` moves (every ingest or delete bumps it), kept in an LRU. A search
-over several collections scores each one's matrix and merges the best.
+One matrix per collection (half precision where PyTorch is installed:
+memory/matrix.py), reloaded when the collection's ``version`` moves (every
+ingest or delete bumps it), kept in an LRU. A search over several collections
+scores each one's matrix and merges the best.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
+from mongars.memory.matrix import products, storage_dtype
 from mongars.research.models import Collection
 from mongars.research.repository import DocumentRepository
 
@@ -21,11 +22,10 @@ class _CollectionIndex:
     def __init__(self, version: int, ids: np.ndarray, matrix: np.ndarray) -> None:
         self.version = version
         self.ids = ids
-        self.matrix = torch.from_numpy(np.ascontiguousarray(matrix)).half()
+        self.matrix = np.ascontiguousarray(matrix, dtype=storage_dtype())
 
     def scores(self, vector: np.ndarray) -> np.ndarray:
-        query = torch.from_numpy(np.ascontiguousarray(vector, dtype=np.float32)).half()
-        return (self.matrix @ query).float().numpy()
+        return products(self.matrix, vector)
 
 
 class ChunkIndex:
@@ -83,6 +83,6 @@ class ChunkIndex:
             pos = np.clip(np.searchsorted(index.ids, wanted), 0, index.ids.size - 1)
             hit = index.ids[pos] == wanted
             if hit.any():
-                rows = index.matrix[torch.from_numpy(pos[hit])].float().numpy()
+                rows = index.matrix[pos[hit]].astype(np.float32)
                 out |= {int(i): float(s) for i, s in zip(wanted[hit], rows @ query, strict=True)}
         return out

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -60,7 +61,7 @@ def with_training(fn: Callable[[TrainingSystem], Awaitable[T]]) -> T:
     try:
         return asyncio.run(go())
     except DomainError as exc:
-        console.print(f"[red]error:[/red] {exc.detail}")
+        console.print(f"[red]error:[/red] {escape(exc.detail)}")
         raise typer.Exit(code=1) from None
 
 
@@ -235,7 +236,15 @@ def mlflow_ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 5000,
 ) -> None:
     """Open MLflow's UI on the training runs (bound to 127.0.0.1 only)."""
+    from mongars import extras
     from mongars.offline import quiet_libraries
+
+    if gone := extras.missing(["mlflow"]):
+        console.print(
+            f"[red]error:[/red] MLflow is not installed ({', '.join(gone)}): "
+            "pip install 'mongars\\[training]'"
+        )
+        raise typer.Exit(code=1)
 
     quiet_libraries()
     settings = load_settings()

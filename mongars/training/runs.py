@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mongars import extras
 from mongars.db.base import utcnow
 from mongars.db.engine import unit_of_work
 from mongars.errors import NotFound
@@ -41,6 +42,7 @@ class RunService:
         self.supervisor = supervisor
 
     async def start(self, body: RunCreate, created_by: int | None, actor: str) -> RunOut:
+        extras.require(extras.TRAINING, "training")
         dataset = await self.datasets.trainable(body.dataset_id)
         self._check_disk()
         cfg = self.settings.training
@@ -99,6 +101,7 @@ class RunService:
         return await self.get(run_id)
 
     async def resume(self, run_id: str, actor: str) -> RunOut:
+        extras.require(extras.TRAINING, "training")
         async with unit_of_work(self.sessions) as session:
             repo = TrainingRepository(session)
             run = await self._find(repo, run_id)

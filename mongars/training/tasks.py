@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from mongars import extras
 from mongars.db.engine import unit_of_work
 from mongars.persona.repository import ProfileRepository
 from mongars.scheduler.jobs import JobContext, JobSpec, StepResult
@@ -69,6 +70,8 @@ async def _untrained(runtime: Runtime) -> list[str]:
 
 async def _train_due(runtime: Runtime, memo: dict[str, Any]) -> bool:
     if runtime.training is None or not runtime.settings.scheduler.auto_train:
+        return False
+    if extras.missing(extras.TRAINING):  # no PyTorch stack here: curation only
         return False
     if memo.get("run_id"):
         run = await runtime.training.runs.get(memo["run_id"])
