@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mongars.db.upsert import insert_if_absent
 from mongars.memory.models import Memory, MemoryEpoch
 
 
@@ -26,11 +27,11 @@ class RepositoryBase:
         values: dict[str, Any] = {"epoch": MemoryEpoch.epoch + 1}
         if reset:
             values["reset_epoch"] = MemoryEpoch.reset_epoch + 1
-        updated = await self.session.execute(
-            update(MemoryEpoch).where(MemoryEpoch.user_id == user_id).values(**values)
-        )
-        if getattr(updated, "rowcount", 0) == 0:
-            self.session.add(MemoryEpoch(user_id=user_id, epoch=1, reset_epoch=int(reset)))
+        bump = update(MemoryEpoch).where(MemoryEpoch.user_id == user_id).values(**values)
+        if getattr(await self.session.execute(bump), "rowcount", 0) == 0:
+            first = {"user_id": user_id, "epoch": 1, "reset_epoch": int(reset)}
+            if not await insert_if_absent(self.session, MemoryEpoch, first, ["user_id"]):
+                await self.session.execute(bump)  # the user's first row, made meanwhile
         await self.session.flush()
 
     async def epochs(self, user_id: int) -> tuple[int, int]:

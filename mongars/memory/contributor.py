@@ -60,16 +60,13 @@ class MemoryContributor(TurnContributor):
     async def after_turn(self, plan: TurnPlan, turn: StoredTurn) -> None:
         # Stored now, embedded by the indexer off the response path; a crash in
         # between is repaired at start-up (turns without a memory are found).
-        await self.memory.add(
+        await self.memory.add_turn(
             turn.user_id,
-            [
-                NewMemory(
-                    turn_text(turn.query, turn.response),
-                    kind="turn",
-                    thread_id=turn.thread_id,
-                    turn_id=turn.id,
-                    extract_facts=self.facts,
-                )
-            ],
-            embed=False,
+            NewMemory(
+                turn_text(turn.query, turn.response),
+                kind="turn",
+                thread_id=turn.thread_id,
+                turn_id=turn.id,
+                extract_facts=self.facts,
+            ),
         )

@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import Table, bindparam, func, select, update
 
 from mongars.conversation.models import Turn
+from mongars.db.upsert import insert_if_absent
 from mongars.memory.control_repository import ControlRepository
 from mongars.memory.models import Embedding, ForgottenTurn, Memory
 from mongars.memory.search_repository import MemoryRow, SearchRepository, VectorRows
@@ -82,6 +83,22 @@ class MemoryRepository(SearchRepository, ControlRepository):
             .limit(limit)
         )
         return [(int(u), str(q)) for u, q in rows]
+
+    async def add_turn_memory(self, memory: Memory) -> bool:
+        """Store a turn's memory; False when the turn has one already. The turn's own
+        write (after answering) and the indexer's repair of turns without a memory can
+        race: the second does nothing (mongars/db/upsert.py says why not a savepoint)."""
+        table = Memory.__table__
+        assert isinstance(table, Table)
+        values = {
+            c.key: getattr(memory, c.key)
+            for c in table.columns
+            if c.key != "id" and getattr(memory, c.key) is not None
+        }
+        if not await insert_if_absent(self.session, Memory, values, ["turn_id"]):
+            return False
+        await self.bump_epoch(memory.user_id)
+        return True
 
     async def unindexed_turns(self, limit: int) -> list[Turn]:
         """Completed turns that have no memory yet (e.g. a crash right after answering)."""

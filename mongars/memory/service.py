@@ -46,6 +46,23 @@ def turn_text(query: str, response: str) -> str:
     return f"User: {query}\nAssistant: {response}"
 
 
+def _row(user_id: int, item: NewMemory, vector: np.ndarray | None) -> Memory:
+    return Memory(
+        user_id=user_id,
+        kind=item.kind,
+        text=item.text,
+        thread_id=item.thread_id,
+        turn_id=item.turn_id,
+        created_at=item.created_at or utcnow(),
+        updated_at=utcnow(),
+        embedded=vector is not None,
+        embedding=vector,
+        meta=dict(item.meta or {}),
+        source_ids=[],
+        facts_status="pending" if item.extract_facts else None,
+    )
+
+
 class MemoryService:
     def __init__(
         self,
@@ -82,20 +99,7 @@ class MemoryService:
             vectors = await self.embedder.embed([i.text for i in items])
         async with unit_of_work(self.sessions) as session:
             rows = [
-                Memory(
-                    user_id=user_id,
-                    kind=i.kind,
-                    text=i.text,
-                    thread_id=i.thread_id,
-                    turn_id=i.turn_id,
-                    created_at=i.created_at or utcnow(),
-                    updated_at=utcnow(),
-                    embedded=vectors is not None,
-                    embedding=vectors[n] if vectors is not None else None,
-                    meta=dict(i.meta or {}),
-                    source_ids=[],
-                    facts_status="pending" if i.extract_facts else None,
-                )
+                _row(user_id, i, vectors[n] if vectors is not None else None)
                 for n, i in enumerate(items)
             ]
             await MemoryRepository(session).add(rows)
@@ -103,6 +107,14 @@ class MemoryService:
         if vectors is None:
             self.pending.set()
         return ids
+
+    async def add_turn(self, user_id: int, item: NewMemory) -> bool:
+        """Store a turn's memory, embedded by the indexer; False when the turn has one
+        already (the indexer's repair of turns without a memory got there first)."""
+        async with unit_of_work(self.sessions) as session:
+            stored = await MemoryRepository(session).add_turn_memory(_row(user_id, item, None))
+        self.pending.set()
+        return stored
 
     async def ingest(
         self,
@@ -149,21 +161,19 @@ class MemoryService:
         async with unit_of_work(self.sessions) as session:
             repo = MemoryRepository(session)
             for turn in await repo.unindexed_turns(500):
-                await repo.add(
-                    [
-                        Memory(
-                            user_id=turn.user_id,
-                            kind="turn",
-                            text=turn_text(turn.query, turn.response),
-                            thread_id=turn.thread_id,
-                            turn_id=turn.id,
-                            created_at=turn.created_at,
-                            updated_at=utcnow(),
-                            embedded=False,
-                            meta={},
-                            source_ids=[],
-                        )
-                    ]
+                await repo.add_turn_memory(
+                    Memory(
+                        user_id=turn.user_id,
+                        kind="turn",
+                        text=turn_text(turn.query, turn.response),
+                        thread_id=turn.thread_id,
+                        turn_id=turn.id,
+                        created_at=turn.created_at,
+                        updated_at=utcnow(),
+                        embedded=False,
+                        meta={},
+                        source_ids=[],
+                    )
                 )
         for _ in range(INDEX_PASSES):  # a memory edited while embedded is left pending
             count = await self._index_pass(batch)

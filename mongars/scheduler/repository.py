@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mongars.auth.models import AuditEntry
 from mongars.db.base import utcnow
+from mongars.db.upsert import insert_if_absent
 from mongars.scheduler.models import Activity, JobRun, JobState
 
 ACTIVITY_KEY = "user"
@@ -75,8 +76,10 @@ class SchedulerRepository:
             query = query.where(JobRun.name == name)
         return list(await self.session.scalars(query))
 
-    async def queued(self, name: str) -> list[JobRun]:
-        query = select(JobRun).where(JobRun.state == "queued", JobRun.name == name)
+    async def queued(self, name: str | None = None) -> list[JobRun]:
+        query = select(JobRun).where(JobRun.state == "queued")
+        if name is not None:
+            query = query.where(JobRun.name == name)
         return list(await self.session.scalars(query))
 
     async def add_queued(self, run_id: str, name: str) -> None:
@@ -99,11 +102,14 @@ class SchedulerRepository:
         return {s.name: s for s in await self.session.scalars(select(JobState))}
 
     async def state(self, name: str) -> JobState:
+        """The job's state row, made on first use (two runs may begin at once: after a
+        restart the recovered idle cycle and a new one both ask)."""
         row = await self.session.get(JobState, name)
         if row is None:
-            row = JobState(name=name, paused=False, memo={})
-            self.session.add(row)
-            await self.session.flush()
+            values = {"name": name, "paused": False, "memo": {}, "updated_at": utcnow()}
+            await insert_if_absent(self.session, JobState, values, ["name"])
+            row = await self.session.get(JobState, name)
+            assert row is not None
         return row
 
     async def set_paused(self, name: str, paused: bool) -> None:

@@ -140,16 +140,21 @@ class Scheduler(JobsAdmin):
 
     async def _close_lost_runs(self) -> None:
         """Rows left ``running`` whose workflow DBOS will not go on with (its records
-        were lost, or it ended without reaching our finish step) end as failed."""
+        were lost, or it ended without reaching our finish step) end as failed; so do
+        rows left ``queued`` by a crash between recording a run asked by hand and
+        queueing it in DBOS (that request was never answered), which would otherwise
+        refuse every later run of the job as "already queued"."""
         async with unit_of_work(self.runtime.sessions) as session:
-            running = await SchedulerRepository(session).running()
-        for run in running:
+            repo = SchedulerRepository(session)
+            runs = await repo.running() + await repo.queued()
+        for run in runs:
             status = await asyncio.to_thread(DBOS.get_workflow_status, run.id)
             if status is None or status.status in ("SUCCESS", "ERROR", "CANCELLED"):
+                when = "during this run" if run.state != "queued" else "before it was queued"
                 async with unit_of_work(self.runtime.sessions) as session:
                     await SchedulerRepository(session).update_run(
                         run.id,
                         state="failed",
-                        error="interrupted: the server stopped during this run",
+                        error=f"interrupted: the server stopped {when}",
                         finished_at=utcnow(),
                     )
