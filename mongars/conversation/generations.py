@@ -16,9 +16,11 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from mongars.auth.models import User
 from mongars.conversation.service import ChatService, PreparedTurn, TurnDelta, TurnDone
-from mongars.errors import DomainError, InternalError, NotFound
+from mongars.errors import POOL_EXHAUSTED, DomainError, InternalError, NotFound
 from mongars.realtime.bus import TERMINAL, Event, EventBus
 from mongars.runtime import Runtime
 
@@ -115,7 +117,7 @@ class GenerationHub:
         assert me is not None
 
         async def watch_cancel() -> None:
-            async with self.bus.subscribe(turn.user_id) as live:
+            async with self.bus.subscribe(turn.user_id, control_only=True) as live:
                 ready.set()
                 async for message in live:
                     if (
@@ -154,6 +156,11 @@ class GenerationHub:
         except asyncio.CancelledError:
             await self.bus.publish(
                 self._event(turn, index + 1, "chat.cancelled", text="".join(text))
+            )
+        except PoolTimeout:  # every database connection stayed busy: overload, not a bug
+            log.warning("generation %s not stored: database pool exhausted", turn.generation_id)
+            await self.bus.publish(
+                self._event(turn, index + 1, "chat.error", detail=POOL_EXHAUSTED, code="overloaded")
             )
         except Exception:  # a bug must still end the stream for its watchers
             log.exception("generation %s failed", turn.generation_id)

@@ -69,7 +69,10 @@ class LogSoftmax:
         peak = float(logits.max())
         np.subtract(logits, peak, out=self._buf)
         np.exp(self._buf, out=self._buf)
-        return float(logits[token]) - peak - float(np.log(self._buf.sum(dtype=np.float64)))
+        # float32 pairwise summation: ~1e-6 relative error on the 4e4-5e5 terms of a
+        # vocabulary, at half the cost of converting them to float64 (this runs
+        # between two decodes, so every microsecond is on each token's path).
+        return float(logits[token]) - peak - float(np.log(self._buf.sum()))
 
 
 class LlamaCppProvider(LLMProvider):

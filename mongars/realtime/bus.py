@@ -6,8 +6,9 @@ In-process by default; with Redis configured, events go through Redis pub/sub
 generation running in one API process reaches sockets held by another.
 Events are JSON objects with at least ``type``, ``generation_id``, ``user_id``
 and ``index`` (0, 1, 2, ... within a generation). Control messages (type
-``control.*``, e.g. a cancel asked on another process) travel the same
-channels but are not logged and carry no index.
+``control.*``, e.g. a cancel asked on another process) are not logged and
+carry no index; a subscriber that wants only those (``control_only``, the
+cancel watcher of each generation) is not woken by every streamed delta.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import json
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,7 +25,10 @@ from typing import Any
 
 Event = dict[str, Any]
 TERMINAL = frozenset({"chat.completed", "chat.cancelled", "chat.error"})
-LOG_TTL_S = 600  # finished generations stay replayable this long
+LOG_TTL_S = 600  # finished generations stay replayable this long...
+# ... in process, the newest of them up to this many events in all (~10 MB): at a
+# hundred answers a second, ten minutes of them held 1 GB (`mongars bench load`).
+MAX_LOG_EVENTS = 20_000
 
 
 class EventBus(ABC):
@@ -46,8 +51,9 @@ class EventBus(ABC):
         """Logged events of a generation with index > after (empty if unknown)."""
 
     @abstractmethod
-    def subscribe(self, user_id: int) -> Any:
-        """``async with bus.subscribe(uid) as events``: live events for one user."""
+    def subscribe(self, user_id: int, control_only: bool = False) -> Any:
+        """``async with bus.subscribe(uid) as events``: live events for one user
+        (with ``control_only``, only what :meth:`signal` sends)."""
 
 
 @dataclass
@@ -59,20 +65,25 @@ class _Log:
 class InProcessBus(EventBus):
     def __init__(self) -> None:
         self._logs: dict[str, _Log] = {}
+        self._finished: deque[tuple[float, str]] = deque()  # (finished_at, id), in order
+        self._finished_events = 0
         # Unbounded: each consumer (a socket, an SSE response) applies its own bound.
         self._subscribers: dict[int, set[asyncio.Queue[Event]]] = {}
+        self._controls: dict[int, set[asyncio.Queue[Event]]] = {}  # control_only ones
 
     async def publish(self, event: Event) -> None:
         log = self._logs.setdefault(event["generation_id"], _Log())
         log.events.append(event)
-        if event["type"] in TERMINAL:
+        if event["type"] in TERMINAL and log.finished_at is None:
             log.finished_at = time.monotonic()
+            self._finished.append((log.finished_at, event["generation_id"]))
+            self._finished_events += len(log.events)
             self._expire()
         for queue in list(self._subscribers.get(event["user_id"], ())):
             queue.put_nowait(event)
 
     async def signal(self, user_id: int, message: Event) -> None:
-        for queue in list(self._subscribers.get(user_id, ())):
+        for queue in [*self._subscribers.get(user_id, ()), *self._controls.get(user_id, ())]:
             queue.put_nowait(message)
 
     async def replay(self, generation_id: str, after: int = -1) -> list[Event]:
@@ -80,25 +91,30 @@ class InProcessBus(EventBus):
         return [e for e in log.events if e["index"] > after] if log else []
 
     @asynccontextmanager
-    async def subscribe(self, user_id: int) -> AsyncIterator[AsyncIterator[Event]]:
+    async def subscribe(
+        self, user_id: int, control_only: bool = False
+    ) -> AsyncIterator[AsyncIterator[Event]]:
         queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._subscribers.setdefault(user_id, set()).add(queue)
+        registry = self._controls if control_only else self._subscribers
+        registry.setdefault(user_id, set()).add(queue)
         try:
             yield _drain(queue)
         finally:
-            subscribers = self._subscribers.get(user_id, set())
+            subscribers = registry.get(user_id, set())
             subscribers.discard(queue)
             if not subscribers:
-                self._subscribers.pop(user_id, None)
+                registry.pop(user_id, None)
 
     def _expire(self) -> None:
+        """Drop the oldest finished logs past the TTL or the size bound (oldest first,
+        so each publish costs what it drops, not a scan of every log)."""
         cutoff = time.monotonic() - LOG_TTL_S
-        for gen_id in [
-            g
-            for g, log in self._logs.items()
-            if log.finished_at is not None and log.finished_at < cutoff
-        ]:
-            del self._logs[gen_id]
+        while self._finished and (
+            self._finished[0][0] < cutoff or self._finished_events > MAX_LOG_EVENTS
+        ):
+            _, gen_id = self._finished.popleft()
+            log = self._logs.pop(gen_id, None)
+            self._finished_events -= len(log.events) if log else 0
 
 
 async def _drain(queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
@@ -107,7 +123,10 @@ async def _drain(queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
 
 
 class RedisBus(EventBus):
-    """Redis pub/sub for live fan-out, Redis Streams for the replayable logs."""
+    """Redis pub/sub for live fan-out, Redis Streams for the replayable logs.
+
+    Two channels per user: events, and control messages (which every subscriber
+    hears; ``control_only`` subscribers hear nothing else)."""
 
     def __init__(self, url: str, prefix: str = "mongars") -> None:
         self._url = url
@@ -130,6 +149,9 @@ class RedisBus(EventBus):
     def _channel(self, user_id: int) -> str:
         return f"{self._prefix}:user:{user_id}"
 
+    def _control(self, user_id: int) -> str:
+        return f"{self._prefix}:control:{user_id}"
+
     async def publish(self, event: Event) -> None:
         data = json.dumps(event, ensure_ascii=False)
         stream = self._stream(event["generation_id"])
@@ -140,7 +162,7 @@ class RedisBus(EventBus):
             await pipe.execute()
 
     async def signal(self, user_id: int, message: Event) -> None:
-        await self._redis.publish(self._channel(user_id), json.dumps(message))
+        await self._redis.publish(self._control(user_id), json.dumps(message))
 
     async def replay(self, generation_id: str, after: int = -1) -> list[Event]:
         entries = await self._redis.xrange(self._stream(generation_id))
@@ -148,9 +170,14 @@ class RedisBus(EventBus):
         return [e for e in events if e["index"] > after]
 
     @asynccontextmanager
-    async def subscribe(self, user_id: int) -> AsyncIterator[AsyncIterator[Event]]:
+    async def subscribe(
+        self, user_id: int, control_only: bool = False
+    ) -> AsyncIterator[AsyncIterator[Event]]:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._channel(user_id))
+        channels = [self._control(user_id)]
+        if not control_only:
+            channels.append(self._channel(user_id))
+        await pubsub.subscribe(*channels)
         try:
             yield _listen(pubsub)
         finally:

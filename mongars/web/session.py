@@ -24,7 +24,7 @@ from fastapi import Depends, Request, Response
 
 from mongars.auth.models import User
 from mongars.auth.security import TokenClaims
-from mongars.deps import AuthServiceDep, RuntimeDep
+from mongars.deps import AuthServiceDep, RuntimeDep, SessionDep, release_connection
 from mongars.errors import DomainError, Forbidden, NotAuthenticated
 
 SESSION_COOKIE = "mongars_session"
@@ -117,7 +117,7 @@ CsrfChecked = Depends(verify_csrf)
 
 
 async def get_web_principal(
-    request: Request, auth: AuthServiceDep
+    request: Request, auth: AuthServiceDep, session: SessionDep
 ) -> tuple[User, TokenClaims] | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -126,6 +126,7 @@ async def get_web_principal(
         principal = await auth.user_from_token(token)
     except NotAuthenticated:
         return None
+    await release_connection(session)  # the console's chat waits for its answer too
     request.state.user = principal[0]  # for the navigation of error pages
     return principal
 

@@ -7,7 +7,11 @@ is bind-mounted to a DNS sink on 127.0.0.1:53 that records every name asked for
 (and answers REFUSED at once). The server runs under strace, which records every
 connect/send of it and its children; then a scripted session: setup and login in
 Chromium, chats over HTTP with memory, a WebSocket chat, a chat in the console, a
-document upload, a memory search and an export, then a clean shutdown.
+document upload, a memory search and an export; then the learning loop
+(learning_session.py: consent, feedback, curation, a real LoRA run with its
+evaluation and MLflow tracking, the adapter approved and activated) and every
+scheduler job run by hand; then a clean shutdown. Peers and Ray keep their
+defaults (off).
 
 ``research`` mode turns web research on against a fake SearxNG and a page
 server on loopback, and asks a question nothing covers.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from tests.privacy.learning_session import TINY_TRAINING, learning_session
 from tests.privacy.strace_log import STRACE_ARGS, dns_question, parse
 
 PASSWORD = "egress-test-password"
@@ -221,10 +227,11 @@ def main(report_path: str, mode: str) -> None:
     report: dict[str, Any] = {"mode": mode}
     try:
         if mode == "default":
-            server = TracedServer(data_dir, trace, {})
+            server = TracedServer(data_dir, trace, TINY_TRAINING)
             try:
                 browser_session(server.url, server.setup_token())
                 report["session"] = api_session(server.url)
+                report["learning"] = learning_session(server.url, PASSWORD)
             finally:
                 server.stop()
         else:
@@ -254,6 +261,7 @@ def main(report_path: str, mode: str) -> None:
     report["calls"] = [c.to_json() for c in parse(trace.read_text())]
     report["dns_names"] = sink.names
     Path(report_path).write_text(json.dumps(report, indent=2))
+    shutil.rmtree(work, ignore_errors=True)  # ~200 MB (model, index); kept when it failed
 
 
 if __name__ == "__main__":

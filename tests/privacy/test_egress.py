@@ -28,7 +28,7 @@ def traced_session(tmp_path: Path, mode: str) -> dict[str, Any]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1100,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     return dict(json.loads(report.read_text()))
@@ -46,6 +46,7 @@ def outbound(report: dict[str, Any]) -> list[str]:
     ]
 
 
+@pytest.mark.timeout(1200)  # a fresh data dir (ONNX export), the browser, a LoRA run, all jobs
 def test_default_server_makes_no_outbound_connection_or_dns_query(tmp_path: Path) -> None:
     report = traced_session(tmp_path, "default")
     session = report["session"]
@@ -53,6 +54,14 @@ def test_default_server_makes_no_outbound_connection_or_dns_query(tmp_path: Path
     assert session["memory_ids"] and session["memory_hits"] >= 1
     assert session["citations"] >= 1
     assert session["websocket"] == "chat.completed"
+    learning = report["learning"]
+    assert learning["dataset"] == "approved" and learning["training"] == "completed"
+    assert learning["evaluated"] and learning["tracked"] and learning["adapter_answer"]
+    assert {"memory.index", "memory.consolidate", "cache.warm", "training.curate"} <= set(
+        learning["jobs"]
+    )
+    assert set(learning["jobs"].values()) <= {"succeeded", "yielded"}, learning["jobs"]
+    print("learning session seconds:", learning["seconds"])
     leaks = outbound(report)
     print(f"outbound attempts: {len(leaks)}", *leaks, sep="\n  ")
     assert leaks == []

@@ -60,3 +60,14 @@ async def test_two_subscribers_of_one_user_both_receive(bus: EventBus) -> None:
         await bus.publish(ev("g", 0, user=3))
         assert (await asyncio.wait_for(anext(a), 5))["index"] == 0
         assert (await asyncio.wait_for(anext(b), 5))["index"] == 0
+
+
+async def test_a_control_only_subscriber_hears_signals_and_no_events(bus: EventBus) -> None:
+    """The cancel watcher of each generation is not woken by every streamed delta."""
+    async with bus.subscribe(9, control_only=True) as control, bus.subscribe(9) as live:
+        await asyncio.sleep(0.05)
+        await bus.publish(ev("g", 0, user=9))
+        await bus.signal(9, {"type": "control.cancel", "generation_id": "g", "user_id": 9})
+        assert (await asyncio.wait_for(anext(control), 5))["type"] == "control.cancel"
+        got = [await asyncio.wait_for(anext(live), 5) for _ in range(2)]
+        assert [e["type"] for e in got] == ["chat.delta", "control.cancel"]
