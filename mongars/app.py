@@ -42,6 +42,7 @@ from mongars.models.endpoints import router as models_router
 from mongars.observability.metrics import create_metrics
 from mongars.observability.middleware import MetricsMiddleware
 from mongars.offline import allowed_hosts, guard, quiet_libraries
+from mongars.openai_api.endpoints import render_error as render_openai_error
 from mongars.openai_api.endpoints import router as openai_router
 from mongars.openapi import install_openapi
 from mongars.peers.endpoints import router as peers_router
@@ -114,7 +115,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(ActivityMiddleware)  # the idle gate's user activity
     add_http_security(app, settings.cors)  # last: its headers on every response
-    install_error_handlers(app)
+    install_error_handlers(app, {"/v1/": render_openai_error})
     install_openapi(app)  # the error bodies as errors.py sends them
     app.include_router(auth_router)
     app.include_router(conversation_router)

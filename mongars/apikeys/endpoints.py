@@ -18,7 +18,7 @@ def get_key_service(session: SessionDep) -> ApiKeyService:
 
 
 KeyServiceDep = Annotated[ApiKeyService, Depends(get_key_service)]
-KeyId = Annotated[int, Path(ge=1)]
+KeyId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # INTEGER on PostgreSQL
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=201)

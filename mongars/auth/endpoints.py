@@ -163,7 +163,7 @@ async def admin_audit_log(
     _: AdminUser,
     admin: AdminServiceDep,
     limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 50,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> AuditPage:
     """Admin actions, newest first; ``before`` = the previous page's ``next_before``."""
     return await admin.audit_page(limit, before)

@@ -39,6 +39,11 @@ class MessageIn(BaseModel):
             raise ValueError("message must not be empty or only whitespace")
         if "\x00" in value:  # no database stores NUL in text
             raise ValueError("message must not contain NUL characters")
+        if not value.isascii():  # a lone surrogate (a JSON escape) cannot be stored either
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise ValueError("message must be valid Unicode (no lone surrogates)") from None
         return value
 
 

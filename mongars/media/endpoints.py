@@ -27,7 +27,10 @@ router = APIRouter(prefix="/api/v1/conversation", tags=["conversation"])
     },
 )
 async def turn_speech(
-    turn_id: Annotated[int, Path(ge=1)], user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+    turn_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    user: CurrentUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> Response:
     """The stored answer spoken by espeak-ng, in the user's language when known."""
     turn = await MediaRepository(session).turn(turn_id)

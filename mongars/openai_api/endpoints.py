@@ -31,6 +31,13 @@ from mongars.openai_api.service import OpenAIService
 from mongars.rate_limits import ApiKeyChatLimit
 
 
+def render_error(
+    status: int, message: str, code: str, headers: dict[str, str] | None
+) -> JSONResponse:
+    """The app's error handlers, for a /v1 path (one no route matched, too)."""
+    return openai_error(status, message, code, headers=headers)
+
+
 def openai_error(
     status: int,
     message: str,

@@ -54,6 +54,22 @@ class GenerationRef(BaseModel):
     last_index: int = Field(default=-1, ge=-1)
 
 
+def parse_frame(raw: str) -> Any:
+    """JSON as every client can read it back, or ValueError: no NaN or Infinity, no
+    nesting deeper than the parser recurses, no lone surrogate (a message echoes its
+    ``client_id``, and a surrogate cannot be sent as UTF-8)."""
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    json.dumps(data, ensure_ascii=False).encode()  # UnicodeEncodeError is a ValueError
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 class ChatConnection:
     def __init__(
         self, ws: WebSocket, runtime: Runtime, user: User, limiter: UserRateLimiter
@@ -165,7 +181,7 @@ class ChatConnection:
             if len(raw.encode()) > self.settings.max_frame_bytes:
                 raise Close(CLOSE_TOO_BIG, f"frame over {self.settings.max_frame_bytes} bytes")
             try:
-                data = json.loads(raw)
+                data = parse_frame(raw)
             except ValueError:
                 self.send(
                     {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
@@ -9,6 +10,7 @@ from pydantic import BaseModel
 
 from mongars.auth.repository import UserRepository
 from mongars.conversation.repository import ConversationRepository
+from mongars.conversation.schemas import SESSION_ID_PATTERN
 from mongars.db.engine import unit_of_work
 from mongars.deps import CurrentUser, RuntimeDep
 from mongars.errors import NotAuthenticated
@@ -74,6 +76,8 @@ async def _user_from_ticket(runtime: Runtime, raw: str) -> Any:
 
 async def _snapshot(runtime: Runtime, user_id: int, thread_id: str | None) -> dict[str, Any]:
     """The thread asked for (or the latest one) with its recent messages, oldest first."""
+    if thread_id is not None and not re.fullmatch(SESSION_ID_PATTERN, thread_id):
+        return {"thread_id": None, "messages": []}  # no thread has such an id (NUL...)
     async with unit_of_work(runtime.sessions) as session:
         repo = ConversationRepository(session)
         thread = await repo.thread(thread_id) if thread_id else await repo.latest_thread(user_id)

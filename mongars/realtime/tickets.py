@@ -43,7 +43,8 @@ def verify_ticket(secret: str, ticket: str, now: float | None = None) -> Ticket:
     if len(parts) != 5 or parts[0] != VERSION or len(ticket) > 200:
         raise NotAuthenticated("malformed ticket")
     body, signature = ".".join(parts[:4]), parts[4]
-    if not hmac.compare_digest(signature, _sign(secret, body)):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+    if not hmac.compare_digest(signature.encode(), _sign(secret, body).encode()):
         raise NotAuthenticated("invalid ticket")
     try:
         user_id, expires_at = int(parts[1]), int(parts[2])

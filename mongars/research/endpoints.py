@@ -65,7 +65,13 @@ async def delete_collection(
     return Response(status_code=204)
 
 
-@router.post("/documents", response_model=IngestOut, status_code=201, dependencies=[UploadLimit])
+@router.post(
+    "/documents",
+    response_model=IngestOut,
+    status_code=201,
+    dependencies=[UploadLimit],
+    responses={200: {"model": IngestOut, "description": "Unchanged, or an older version replaced"}},
+)
 async def upload_document(
     user: CurrentUser,
     docs: DocumentsDep,

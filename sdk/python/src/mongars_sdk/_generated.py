@@ -330,6 +330,11 @@ class DocumentPage(BaseModel):
     ]
 
 
+class ErrorBody(BaseModel):
+    code: Annotated[str, Field(examples=["not_found"], title="Code")]
+    detail: Annotated[str, Field(title="Detail")]
+
+
 class ErrorDetail(BaseModel):
     code: Annotated[str | None, Field(title="Code")] = None
     message: Annotated[str, Field(title="Message")]
@@ -1096,12 +1101,10 @@ class UserOut(BaseModel):
     username: Annotated[str, Field(title="Username")]
 
 
-class ValidationError(BaseModel):
-    ctx: Annotated[dict[str, Any] | None, Field(title="Context")] = None
-    input: Annotated[Any | None, Field(title="Input")] = None
-    loc: Annotated[list[str | int], Field(title="Location")]
-    msg: Annotated[str, Field(title="Message")]
-    type: Annotated[str, Field(title="Error Type")]
+class ValidationProblem(BaseModel):
+    loc: Annotated[list[str | int], Field(title="Loc")]
+    msg: Annotated[str, Field(title="Msg")]
+    type: Annotated[str, Field(title="Type")]
 
 
 class VersionFigures(BaseModel):
@@ -1284,10 +1287,6 @@ class DatasetPage(BaseModel):
     ]
 
 
-class HTTPValidationError(BaseModel):
-    detail: Annotated[list[ValidationError] | None, Field(title="Detail")] = None
-
-
 class InferredStyle(BaseModel):
     confidence: Annotated[
         float,
@@ -1392,6 +1391,12 @@ class RagContextResponse(BaseModel):
 class SearchPage(BaseModel):
     items: Annotated[list[ThreadHit], Field(title="Items")]
     next_cursor: Annotated[str | None, Field(title="Next Cursor")]
+
+
+class ValidationErrorBody(BaseModel):
+    code: Annotated[str, Field(examples=["invalid_input"], title="Code")]
+    detail: Annotated[str, Field(title="Detail")]
+    errors: Annotated[list[ValidationProblem] | None, Field(title="Errors")] = None
 
 
 class JobList(BaseModel):
