@@ -23,6 +23,16 @@ SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 LARGE_MODEL_MEMORY_TOKENS = 1500  # recalled memories per prompt for models beyond the packaged
 
 
+def split_list(value: object) -> object:
+    """A list setting from the environment: a JSON list or a comma/space-separated string."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part for part in text.replace(",", " ").split() if part]
+    return value
+
+
 class Environment(StrEnum):
     development = "development"
     production = "production"
@@ -75,13 +85,7 @@ class LLMSettings(BaseModel):
     @field_validator("base_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
-        """Accept a JSON list or a comma/space-separated string (environment variables)."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part for part in text.replace(",", " ").split() if part]
-        return value
+        return split_list(value)
 
     @field_validator("base_url", "base_urls")
     @classmethod
@@ -227,13 +231,7 @@ class CorsSettings(BaseModel):
     @field_validator("allow_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        """Accept a JSON list or a comma/space-separated string (environment variables)."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part for part in text.replace(",", " ").split() if part]
-        return value
+        return split_list(value)
 
     @field_validator("allow_origins")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -185,17 +186,27 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         yield {"database_url": request.getfixturevalue("pg_database")}
 
 
-@pytest.fixture
-def pg_database(postgres_url: str) -> Iterator[str]:
-    """A fresh, empty database on the shared server for one test."""
+@contextmanager
+def fresh_database(postgres_url: str, prefix: str = "t_") -> Iterator[str]:
+    """A new, empty database on the shared server (dropped afterwards); its URL."""
     import asyncio
     import uuid
 
     from mongars.bench import pgserver
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    yield asyncio.run(pgserver.create_database(postgres_url, name))
-    asyncio.run(pgserver.drop_database(postgres_url, name))
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    url = asyncio.run(pgserver.create_database(postgres_url, name))
+    try:
+        yield url
+    finally:
+        asyncio.run(pgserver.drop_database(postgres_url, name))
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database on the shared server for one test."""
+    with fresh_database(postgres_url) as url:
+        yield url
 
 
 class LiveServer:

@@ -29,7 +29,7 @@ from mongars.db import migrate
 from mongars.errors import DomainError
 from mongars.peers.identity import NodeIdentity
 from mongars.settings import Settings, ensure_secret_key
-from tests.conftest import PASSWORD, Api, free_port, make_settings
+from tests.conftest import PASSWORD, Api, free_port, fresh_database, make_settings
 from tests.fakes import ScriptedLLM
 
 BIN = Path(sys.executable).parent
@@ -348,32 +348,6 @@ def test_folder_backup_restores_elsewhere_with_paths_moved(
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")], "staging left"
 
 
-@contextmanager
-def empty_database(postgres_url: str) -> Iterator[str]:
-    """Another fresh database on the shared server (as the pg_database fixture makes)."""
-    import asyncio
-    import uuid
-
-    from sqlalchemy import text
-
-    from mongars.db.engine import create_engine
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        engine = create_engine(postgres_url)
-        async with engine.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(sql))
-        await engine.dispose()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    base, _, query = postgres_url.partition("?")
-    try:
-        yield f"{base.rsplit('/', 1)[0]}/{name}?{query}"
-    finally:
-        asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
-
-
 @pytest.mark.postgres
 def test_postgres_backup_restores_into_an_empty_database(
     postgres_url: str, pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -396,7 +370,7 @@ def test_postgres_backup_restores_into_an_empty_database(
                       "restore", str(archive))  # fmt: skip
     assert into_itself.exit_code == 1 and "target database is not empty" in into_itself.output
     assert not restored.exists()
-    with empty_database(postgres_url) as target_url:
+    with fresh_database(postgres_url) as target_url:
         env = server_env(restored, MONGARS_DATABASE_URL=target_url)
         done = cli(monkeypatch, env, "restore", str(archive))
         assert done.exit_code == 0, done.output

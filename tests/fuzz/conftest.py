@@ -10,19 +10,15 @@ seed); these knobs come from the environment.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import text
 
 from mongars.app import create_app
-from mongars.db.engine import create_engine
-from tests.conftest import LiveApi, LiveServer, make_settings
+from tests.conftest import LiveApi, LiveServer, fresh_database, make_settings
 from tests.fakes import ScriptedLLM
 
 ADMIN, USER = "fuzz-admin", "fuzz-user"
@@ -87,7 +83,7 @@ class Servers:
             overrides = {}
             if db == "postgres":
                 pg = self.request.getfixturevalue("postgres_url")
-                overrides["database_url"] = stack.enter_context(_database(pg))
+                overrides["database_url"] = stack.enter_context(fresh_database(pg, "fuzz_"))
             tmp = self.request.getfixturevalue("tmp_path_factory").mktemp(f"fuzz-{db}")
             embedder = self.request.getfixturevalue("embedder") if FEATURES else None
             settings = make_settings(
@@ -109,25 +105,6 @@ class Servers:
             admin = api.setup_admin(ADMIN)
             user = api.create_user(admin, USER)
             yield FuzzServer(api, {"admin": admin, "user": user})
-
-
-@contextmanager
-def _database(postgres_url: str) -> Iterator[str]:
-    """A fresh database on the session's PostgreSQL, for this module."""
-    name = f"fuzz_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        engine = create_engine(postgres_url)
-        async with engine.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(sql))
-        await engine.dispose()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    base, _, query = postgres_url.partition("?")
-    try:
-        yield f"{base.rsplit('/', 1)[0]}/{name}?{query}"
-    finally:
-        asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
