@@ -167,18 +167,9 @@ def _check_turns(attempts: list[TurnAttempt], snap: Snapshot, found: Findings) -
     for attempt in attempts:
         known.add(attempt.message)
         rows = by_query.get(attempt.message, [])
-        found.acked["turns"] += attempt.acked
         found.acked[f"turns {attempt.channel}"] += attempt.acked
-        found.unacked["turns"] += not attempt.acked
-        found.unacked["turns stored"] += not attempt.acked and bool(rows)
-        found.checked += len(rows)
-        if attempt.bad_ack:
-            found.note("half_written", f"turn {attempt.tag} ({attempt.channel}): {attempt.bad_ack}")
-        if len(rows) > 1:
-            found.note("duplicated", f"turn {attempt.tag} stored {len(rows)} times")
-        if not rows:
-            if attempt.acked:
-                found.note("lost", f"turn {attempt.tag} ({attempt.channel}, id {attempt.turn_id})")
+        label = f"turn {attempt.tag} ({attempt.channel}, id {attempt.turn_id})"
+        if not _tally(found, "turns", attempt.acked, attempt.bad_ack, len(rows), label):
             continue
         row = rows[0]
         whole = row.status == "completed" and row.response == attempt.expected
@@ -194,21 +185,28 @@ def _check_turns(attempts: list[TurnAttempt], snap: Snapshot, found: Findings) -
             found.note("half_written", f"turn {turn.id}: unknown message {turn.query[:60]!r}")
 
 
+def _tally(found: Findings, kind: str, acked: bool, bad_ack: str, stored: int, label: str) -> bool:
+    """Count one attempt of ``kind`` stored ``stored`` times; note what is lost,
+    duplicated or wrongly acknowledged. True when there is a row to check further."""
+    found.acked[kind] += acked
+    found.unacked[kind] += not acked
+    found.unacked[f"{kind} stored"] += not acked and stored > 0
+    found.checked += stored
+    if bad_ack:
+        found.note("half_written", f"{label}: {bad_ack}")
+    if stored > 1:
+        found.note("duplicated", f"{label} stored {stored} times")
+    if not stored and acked:
+        found.note("lost", label)
+    return stored > 0
+
+
 def _check_docs(attempts: list[DocAttempt], snap: Snapshot, found: Findings) -> None:
     cfg = ResearchSettings()
     for attempt in attempts:
         rows = snap.docs.get(attempt.path, [])
-        found.acked["documents"] += attempt.acked
-        found.unacked["documents"] += not attempt.acked
-        found.unacked["documents stored"] += not attempt.acked and bool(rows)
-        found.checked += len(rows)
-        if attempt.bad_ack:
-            found.note("half_written", f"document {attempt.path}: {attempt.bad_ack}")
-        if len(rows) > 1:
-            found.note("duplicated", f"document {attempt.path} stored {len(rows)} times")
-        if not rows:
-            if attempt.acked:
-                found.note("lost", f"document {attempt.path}")
+        label = f"document {attempt.path}"
+        if not _tally(found, "documents", attempt.acked, attempt.bad_ack, len(rows), label):
             continue
         doc = rows[0]
         expected = expected_chunks(attempt, cfg)
