@@ -299,8 +299,12 @@ def test_peers_page_in_the_browser(node_factory: Callable[[str], LiveApi], page:
     page.wait_for_url(f"{base}/admin/peers")
     assert f"Node {b_id} approved: paired." in page.locator(".flash").inner_text()
     row = page.locator(f"#peer-{b_id}")
+    # Healthy means recently heard from (B's own telemetry can do that); latency needs
+    # one of A's rounds to B, so wait for both.
     for _ in range(50):
-        if row.locator("td.healthy").inner_text() == "yes":
+        if row.locator("td.healthy").inner_text() == "yes" and row.locator(
+            "td.latency"
+        ).inner_text().endswith(" ms"):
             break
         page.wait_for_timeout(200)
         page.reload()
