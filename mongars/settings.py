@@ -71,6 +71,11 @@ class LLMSettings(BaseModel):
     repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0, description="llama.cpp, Ollama")
     seed: int = 0
     threads: int = Field(default=0, ge=0, description="0 = all cores")
+    # llamacpp: after the first token, streamed text goes out at most this often (0 =
+    # every token). At ~100 tokens/s that is two tokens a delta, a difference no reader
+    # sees, and half the wake-ups of the server and client that compete with the model
+    # for the cores (docs/models.md, "Streaming").
+    stream_interval_ms: float = Field(default=15.0, ge=0, le=1000)
     timeout_s: float = Field(default=120.0, gt=0)
     system_prompt: str = "You are monGARS, a helpful, honest and concise AI assistant."
     # Resilience of the HTTP providers (mongars/llm/resilience.py): retries happen only

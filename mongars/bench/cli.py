@@ -110,7 +110,7 @@ def bench_sommeil(
 
 @bench_app.command("chat")
 def bench_chat(
-    runs: Annotated[int, typer.Option(help="Measured generations per side")] = 5,
+    runs: Annotated[int, typer.Option(help="Measured generations per side")] = 20,
     max_tokens: Annotated[int, typer.Option(help="Tokens per generation")] = 128,
 ) -> None:
     """Raw llama-cpp-python vs the /chat/stream pipeline on the same prompt."""

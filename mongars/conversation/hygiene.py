@@ -35,40 +35,47 @@ class Cut:
 
 
 class ScaffoldingGuard:
-    """Feed streamed text; get back what is safe to show, and whether to stop."""
+    """Feed streamed text; get back what is safe to show, and whether to stop.
+
+    Only the unreleased tail is searched, so each token costs the same however long
+    the answer grows. No match can start in released text: when it was released, no
+    match or partial match started there, and more text cannot create one. The tail
+    keeps the last released character in front, so `^` still means a real line start.
+    """
 
     def __init__(self) -> None:
-        self.text = ""  # everything fed so far
-        self.emitted = 0  # how much of it was released
+        self._released: list[str] = []
+        self._released_len = 0
+        # the last released character (a line start at first), then the unreleased text
+        self._tail = "\n"
         self.cut: Cut | None = None
 
     def feed(self, chunk: str) -> str:
         """Text now safe to stream. After a cut, nothing more is released."""
         if self.cut is not None:
             return ""
-        self.text += chunk
-        start = self.text.rfind("\n", 0, self.emitted) + 1  # the line being written
-        m = PATTERN.search(self.text, start, partial=True)
-        while m is not None and not m.partial and m.start() < self.emitted:
-            m = PATTERN.search(self.text, m.start() + 1, partial=True)
+        self._tail += chunk
+        m = PATTERN.search(self._tail, 1, partial=True)
         if m is not None and not m.partial:
-            self.cut = Cut(m.lastgroup or "unknown", m.start())
-            end = len(self.text[: m.start()].rstrip())
-        else:  # hold back what may start scaffolding, and trailing whitespace
-            end = m.start() if m is not None else len(self.text)
-            end = len(self.text[:end].rstrip())
-        end = max(end, self.emitted)
-        out, self.emitted = self.text[self.emitted : end], end
-        return out
+            self.cut = Cut(m.lastgroup or "unknown", self._released_len + m.start() - 1)
+        # Release up to the (partial) match, holding back trailing whitespace.
+        end = m.start() if m is not None else len(self._tail)
+        return self._release(len(self._tail[1:end].rstrip()))
 
     def finish(self) -> str:
         """At the end of the stream: what was held back, unless it was scaffolding."""
         if self.cut is not None:
             return ""
-        out = self.text[self.emitted :].rstrip()
-        self.emitted += len(out)
-        return out
+        return self._release(len(self._tail[1:].rstrip()))
 
     def answer(self) -> str:
         """The answer as released (what is stored)."""
-        return self.text[: self.emitted]
+        return "".join(self._released)
+
+    def _release(self, n: int) -> str:
+        out = self._tail[1 : 1 + n]
+        if out:
+            self._released.append(out)
+            self._released_len += n
+            self._tail = self._tail[n:]  # keeps the last released character in front
+        return out

@@ -52,4 +52,5 @@ def create_provider(settings: Settings, metrics: Metrics | None = None) -> LLMPr
         context_window=llm.context_window,
         threads=llm.threads,
         embedded_model=llm.embedded_model,
+        stream_interval_s=llm.stream_interval_ms / 1000,
     )

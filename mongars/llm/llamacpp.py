@@ -3,8 +3,9 @@
 Every model is driven in its own chat format: the chat template its GGUF
 carries (chat_template.py), or, for a file without one, a plain transcript
 with stop strings (logged, and shown on the admin model page). Generation runs
-in one worker thread at a time; tokens reach the event loop through a queue,
-and closing the stream stops the engine after the current token.
+in one worker thread at a time; tokens reach the event loop through a queue
+(at most one delta per ``stream_interval_s`` after the first), and closing
+the stream stops the engine after the current token.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import asyncio
 import codecs
 import json
 import logging
+import math
 import threading
+import time
 from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -86,6 +89,7 @@ class LlamaCppProvider(LLMProvider):
         context_window: int,
         threads: int = 0,
         embedded_model: str = DEFAULT_MODEL,
+        stream_interval_s: float = 0.0,
     ) -> None:
         self._model_path = model_path
         self._data_dir = data_dir
@@ -96,6 +100,7 @@ class LlamaCppProvider(LLMProvider):
 
             threads = default_llm_threads()
         self._threads = threads
+        self._stream_interval_s = stream_interval_s
         self.model_id = Path(model_path).name if model_path else embedded_model
         self._llm: Any = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llamacpp")
@@ -315,6 +320,8 @@ class LlamaCppProvider(LLMProvider):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = llm._model.vocab
         logprobs: list[float] = []
+        held = ""  # text waiting for the next send (``stream_interval_s``)
+        sent_at = -math.inf
         completion = 0
         finish_reason = "length"
         try:
@@ -353,17 +360,19 @@ class LlamaCppProvider(LLMProvider):
                 logprobs.append(log_softmax(row, token))
                 completion += 1
                 text, stopped = stops.feed(decoder.decode(llm.detokenize([token])))
-                text = edges.feed(text)
-                if text:
-                    put(Delta(text, logprobs))
-                    logprobs = []
+                held += edges.feed(text)
+                # The first text goes at once; then at most one send per interval, so
+                # the event loop and the client wake less often than once a token.
+                if held and time.monotonic() - sent_at >= self._stream_interval_s:
+                    put(Delta(held, logprobs))
+                    held, logprobs, sent_at = "", [], time.monotonic()
                 if stopped:
                     finish_reason = "stop"
                     break
                 if completion >= params.max_tokens:
                     break
             if finish_reason != "cancelled":
-                tail = edges.feed(stops.flush() + decoder.decode(b"", final=True))
+                tail = held + edges.feed(stops.flush() + decoder.decode(b"", final=True))
                 if tail:
                     put(Delta(tail, logprobs))
             put(Finish(len(prompt_tokens), completion, finish_reason))

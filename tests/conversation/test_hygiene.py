@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mongars.conversation.hygiene import ScaffoldingGuard
 from tests.conftest import Api
@@ -55,6 +57,65 @@ def test_ordinary_answers_pass_whole(text: str) -> None:
     # fed a character at a time: held-back prefixes are released once they are clear
     streamed, stored, cut = guarded(list(text))
     assert (streamed, stored, cut) == (text, text, None)
+
+
+# Pieces that build, break and almost build scaffolding, mixed with plain text.
+PIECES = st.sampled_from(
+    [
+        "User",
+        ":",
+        "\n",
+        " ",
+        "\t",
+        "-",
+        "[",
+        "2026-12-06",
+        "]",
+        "the user said",
+        "<|",
+        "im_end",
+        "|>",
+        "<end_of_turn>",
+        "</s",
+        ">",
+        "Sources (cite them",
+        "Hello",
+        "é",
+        "Us",
+        "er",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, max_size=30), st.data())
+def test_any_chunking_gives_what_the_whole_text_gives(
+    pieces: list[str], data: st.DataObject
+) -> None:
+    """Streaming never changes the outcome: cut, stored and streamed text are those of
+    the whole answer fed at once, wherever the chunks split it."""
+    text = "".join(pieces)
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=12)))
+    chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    assert guarded(chunks) == guarded([text])
+
+
+def test_each_token_costs_the_same_however_long_the_answer() -> None:
+    """The guard searches the unreleased tail only (it rescanned the whole line, so a
+    long answer without newlines cost quadratic time)."""
+    import time
+
+    def seconds(guard: ScaffoldingGuard) -> float:
+        start = time.perf_counter()
+        for i in range(1000):
+            guard.feed(f" word{i}")
+        return time.perf_counter() - start
+
+    seconds(ScaffoldingGuard())  # warm the regex
+    long = ScaffoldingGuard()
+    for i in range(20_000):
+        long.feed(f" word{i}")
+    assert seconds(long) < 3 * seconds(ScaffoldingGuard())  # it was about 40 times
 
 
 def test_the_pipeline_stores_and_streams_the_cut_answer_and_counts_it(

@@ -47,6 +47,13 @@ async def gemma(gemma_path: Path) -> AsyncIterator[LlamaCppProvider]:
 async def generate(
     llm: LlamaCppProvider, messages: list[ChatMessage] = MESSAGES
 ) -> tuple[str, list[float], Finish]:
+    parts, logprobs, finish = await deltas(llm, messages)
+    return "".join(parts), logprobs, finish
+
+
+async def deltas(
+    llm: LlamaCppProvider, messages: list[ChatMessage] = MESSAGES
+) -> tuple[list[str], list[float], Finish]:
     parts: list[str] = []
     logprobs: list[float] = []
     finish = None
@@ -57,7 +64,7 @@ async def generate(
         else:
             finish = item
     assert finish is not None
-    return "".join(parts), logprobs, finish
+    return parts, logprobs, finish
 
 
 async def test_the_default_model_is_driven_by_its_chat_template(
@@ -149,6 +156,24 @@ async def test_closing_the_stream_stops_generation(provider: LlamaCppProvider) -
     # the engine is free again: the next generation runs (it would deadlock otherwise)
     text, _, _ = await generate(provider)
     assert text
+
+
+async def test_the_stream_interval_groups_tokens_but_changes_nothing_else(
+    provider: LlamaCppProvider,
+) -> None:
+    """Every token its own delta at 0; with an interval, the first text goes at once and
+    the rest in fewer deltas, with the same text, log-probabilities and finish."""
+
+    provider._stream_interval_s = 0.0
+    every, every_logprobs, every_finish = await deltas(provider)
+    provider._stream_interval_s = 60.0  # longer than the answer: first text, then the rest
+    grouped, grouped_logprobs, grouped_finish = await deltas(provider)
+    assert len(every) > 10 and len(grouped) == 2
+    assert grouped[0] == every[0] and "".join(grouped) == "".join(every)
+    assert (
+        grouped_logprobs == every_logprobs and len(every_logprobs) == every_finish.completion_tokens
+    )
+    assert grouped_finish == every_finish
 
 
 def test_edge_whitespace_keeps_deltas_equal_to_answer() -> None:
