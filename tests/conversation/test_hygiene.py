@@ -115,7 +115,10 @@ def test_each_token_costs_the_same_however_long_the_answer() -> None:
     long = ScaffoldingGuard()
     for i in range(20_000):
         long.feed(f" word{i}")
-    assert seconds(long) < 3 * seconds(ScaffoldingGuard())  # it was about 40 times
+    # best of 5 each: a busy CI machine pauses a run now and then (a few ms)
+    late = min(seconds(long) for _ in range(5))
+    fresh = min(seconds(ScaffoldingGuard()) for _ in range(5))
+    assert late < 3 * fresh  # it was about 40 times
 
 
 def test_the_pipeline_stores_and_streams_the_cut_answer_and_counts_it(
