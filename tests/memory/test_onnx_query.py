@@ -53,7 +53,7 @@ def test_the_float_model_on_request(embedder: Any) -> None:
 def test_the_export_is_kept_and_reused(embedder: Any) -> None:
     directory = embedder.onnx_dir
     exports = sorted(directory.glob("*.onnx"))  # the float export and its int8 version
-    assert [p.name.endswith("-int8.onnx") for p in exports] == [True, False]
+    assert [p.name.endswith("-int8u.onnx") for p in exports] == [True, False]
     assert not list(directory.glob("*.partial"))
     before = [p.stat().st_mtime_ns for p in exports]
     again = Embedder(onnx_dir=directory)
@@ -68,12 +68,31 @@ def test_a_damaged_int8_model_leaves_queries_on_the_float_one(
 ) -> None:
     for export in embedder.onnx_dir.glob("*.onnx"):
         (tmp_path / export.name).write_bytes(export.read_bytes())
-    next(tmp_path.glob("*-int8.onnx")).write_bytes(b"not onnx")
+    next(tmp_path.glob("*-int8u.onnx")).write_bytes(b"not onnx")
     model = Embedder(onnx_dir=tmp_path)
     model.load()
     assert model.onnx is not None
     text = "where is my passport?"
     assert float(model.embed_sync([text])[0] @ pytorch(embedder, text)) > ONNX_AGREEMENT
+    model.close()
+
+
+def test_a_signed_weight_int8_model_of_earlier_releases_is_replaced(
+    tmp_path: Path, embedder: Any
+) -> None:
+    # Earlier releases quantized with signed weights, which saturate on AVX2 CPUs
+    # without VNNI: such a file is never loaded, the unsigned version is made instead.
+    export = next(p for p in embedder.onnx_dir.glob("*.onnx") if "-int8" not in p.name)
+    (tmp_path / export.name).write_bytes(export.read_bytes())
+    reference = export.with_suffix(".reference.json")
+    (tmp_path / reference.name).write_bytes(reference.read_bytes())
+    stale = tmp_path / f"{export.stem}-int8.onnx"
+    stale.write_bytes(b"signed weights")
+    model = Embedder(onnx_dir=tmp_path)
+    model.load()
+    assert model.onnx is not None
+    assert not stale.exists()
+    assert (tmp_path / f"{export.stem}-int8u.onnx").is_file()
     model.close()
 
 
