@@ -9,46 +9,32 @@
 #
 # (No "syntax" directive on purpose: BuildKit would pull the frontend from a registry.)
 ARG BASE_IMAGE=python:3.11-slim-bookworm
+# The base of the stages that run on the build machine itself (BUILDPLATFORM: the
+# model files are the same for every architecture, so a cross build prepares them
+# natively, not under emulation). A multi-platform name such as the default resolves to
+# the build machine's image by itself; a local single-platform base needs the build
+# machine's own here (multiarch.sh passes it).
+ARG BUILD_BASE_IMAGE=$BASE_IMAGE
+# BuildKit sets this; podman 4.3's buildah does not expand it in FROM unless it is passed
+# as a build argument (multiarch.sh does). Empty: the platform of the build.
+ARG BUILDPLATFORM
 
-# --- dependencies: a venv with what serving needs (pyproject.toml's dependencies and
-# nodeps.txt; no PyTorch: the embedder runs on ONNX Runtime) plus the extras EXTRAS names
-# (e.g. EXTRAS=training: the PyTorch stack), but not monGARS itself, so that a code change
-# rebuilds none of this.
-FROM ${BASE_IMAGE} AS deps
-# pypi: install from PyPI (torch from the PyTorch CPU index, llama-cpp-python compiled
-# for any CPU of the target architecture); wheelhouse: only from deploy/image/wheels
-# (made on the host by deploy/image/wheelhouse.sh), with --no-index.
+# The base of the image's own platform, named first: a later FROM of BASE_IMAGE after a
+# stage of another platform would look for the wrong platform (buildah 1.28).
+FROM ${BASE_IMAGE} AS base
+
+# --- dependencies: a venv with what serving needs, but not monGARS itself, so that a
+# code change rebuilds none of this (deploy/image/install-deps.sh). PIP_SOURCE=pypi:
+# from PyPI (torch from TORCH_INDEX_URL); wheelhouse: only from deploy/image/wheels
+# (made on the host by deploy/image/wheelhouse.sh), with --no-index. EXTRAS: extras of
+# pyproject.toml to install too (e.g. training: the PyTorch stack).
+FROM base AS deps
 ARG PIP_SOURCE=pypi
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG EXTRAS=""
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    CMAKE_ARGS="-DGGML_NATIVE=OFF" \
-    CMAKE_BUILD_PARALLEL_LEVEL=4
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-WORKDIR /src
 COPY deploy/image/wheels/ /wheels/
-COPY pyproject.toml constraints.txt nodeps.txt ./
-# hadolint ignore=DL3008
-RUN python3 -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print('\n'.join(p['dependencies'] + [d for e in sys.argv[1:] for d in \
-p['optional-dependencies'][e]]))" ${EXTRAS//,/ } > requirements.txt \
- && python3 -m venv /opt/venv \
- && if [ "$PIP_SOURCE" = wheelhouse ]; then \
-      pip=(/opt/venv/bin/pip install --no-index --find-links /wheels -c constraints.txt); \
-    else \
-      apt-get update \
-      && apt-get install -y --no-install-recommends build-essential cmake \
-      && rm -rf /var/lib/apt/lists/* \
-      && pip=(/opt/venv/bin/pip install -c constraints.txt); \
-      if grep -q '^torch' requirements.txt; then \
-        "${pip[@]}" --index-url "$TORCH_INDEX_URL" torch; \
-      fi; \
-    fi \
- && "${pip[@]}" -r requirements.txt \
- && "${pip[@]}" --no-deps -r nodeps.txt \
- && "${pip[@]}" --no-deps 'setuptools>=68' wheel
+COPY pyproject.toml constraints.txt nodeps.txt deploy/image/install-deps.sh /src/
+RUN bash /src/install-deps.sh
 
 # --- monGARS from its sources, laid out as in the repository (/opt/mongars: the package,
 # alembic.ini, migrations/, which the package finds beside itself), installed in
@@ -61,13 +47,30 @@ COPY mongars/ mongars/
 RUN /opt/venv/bin/python -m compileall -q mongars migrations \
  && /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index -e .
 
+# --- deps and app again, on the build machine, for the `models` stage. In a native
+# build these are the same instructions on the same base as above: the layer cache
+# builds them once.
+FROM --platform=$BUILDPLATFORM ${BUILD_BASE_IMAGE} AS build-deps
+ARG PIP_SOURCE=pypi
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG EXTRAS=""
+COPY deploy/image/wheels/ /wheels/
+COPY pyproject.toml constraints.txt nodeps.txt deploy/image/install-deps.sh /src/
+RUN bash /src/install-deps.sh
+
 # --- what `mongars model prepare` makes, done now so a cold start is fast: the GGUF
 # copied and verified into the data dir, the embedder exported to ONNX (float and int8)
 # with PyTorch's reference vectors beside it, into /opt/models (read-only, part of the
 # image: an empty volume on /data still embeds). The export needs PyTorch, installed in
 # this stage only (the image gets the venv of `deps`). No secret and no database are
 # made here: those belong to each installation.
-FROM app AS models
+FROM build-deps AS models
+WORKDIR /opt/mongars
+COPY pyproject.toml README.md alembic.ini ./
+COPY migrations/ migrations/
+COPY mongars/ mongars/
+RUN /opt/venv/bin/python -m compileall -q mongars migrations \
+ && /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index -e .
 ARG PIP_SOURCE=pypi
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -96,7 +99,7 @@ RUN /opt/venv/bin/mongars model prepare \
  && ls -l /data/models /opt/models
 
 # --- the image: the base, the dependencies' venv, monGARS, the prepared data dir.
-FROM ${BASE_IMAGE}
+FROM base
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # llama.cpp needs OpenMP's runtime (libgomp1): the local Debian base has it, the
 # python slim image may not.
@@ -113,13 +116,15 @@ COPY --from=models --chown=10001:10001 /data /data
 COPY --from=models /opt/models /opt/models
 # The embedder the server will run loads from what was prepared (the onnx backend
 # without PyTorch): a build that would not embed fails here, not at the first start.
+# (Whether queries take the int8 model depends on the CPU that runs it: not checked.)
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation --no-index \
       -e /opt/mongars \
  && MONGARS_DATA_DIR=/data MONGARS_MEMORY__EMBED_ONNX_DIR=/opt/models \
     /opt/venv/bin/python -c "from mongars.offline import \
 quiet_libraries; quiet_libraries(); from mongars.settings import Settings; \
 from mongars.memory.embeddings import embedder_from; e = embedder_from(Settings()); e.load(); \
-assert e.onnx is not None, 'no ONNX query model'; print('embedder:', e.backend)"
+assert e.backend == 'onnx', e.backend; \
+print('embedder:', e.backend, 'queries:', 'float' if e.onnx is None else 'int8')"
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

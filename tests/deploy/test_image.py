@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.deploy.podman import engine, free_port, limits, logs, podman, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -60,39 +61,6 @@ def test_dockerfile_needs_no_registry_frontend_and_runs_unprivileged() -> None:
 # --- the image itself -------------------------------------------------------------
 
 
-def _engine() -> list[str]:
-    return [
-        "podman",
-        "--runtime",
-        "runc",
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "file",
-    ]
-
-
-def _limits() -> list[str]:
-    import resource
-
-    nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 65536)
-    nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], 16384)
-    return ["--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
-
-
-def _podman(*args: str, timeout: float = 120, check: bool = True) -> str:
-    done = subprocess.run([*_engine(), *args], capture_output=True, text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        raise AssertionError(f"podman {' '.join(args)}: {done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def image() -> str:
     if os.environ.get("MONGARS_IMAGE_TESTS") != "1":
@@ -123,23 +91,16 @@ def container(image: str) -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     for name in names:
-        _podman("rm", "--force", "--time", "5", name, check=False)
+        podman("rm", "--force", "--time", "5", name, check=False)
 
 
 def _run(image: str, name: str, network: str, *env: str, data: Path | None = None) -> None:
-    args = ["run", "--detach", "--name", name, "--network", network, *_limits()]
+    args = ["run", "--detach", "--name", name, "--network", network, *limits()]
     if data is not None:
         args += ["--volume", f"{data}:/data"]
     for item in env:
         args += ["--env", item]
-    _podman(*args, image)
-
-
-def _logs(name: str) -> str:
-    done = subprocess.run(
-        [*_engine(), "logs", name], capture_output=True, text=True, timeout=60, check=False
-    )
-    return (done.stdout + done.stderr)[-4000:]
+    podman(*args, image)
 
 
 @pytest.mark.slow
@@ -147,36 +108,25 @@ def _logs(name: str) -> str:
 def test_image_serves_a_chat_with_the_embedded_model(image: str, container: list[str]) -> None:
     name = f"mongars-test-{uuid.uuid4().hex[:8]}"
     container.append(name)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     start = time.monotonic()
     # Host network (never the engine's default bridge here), loopback only, a free port.
     _run(image, name, "host", f"MONGARS_PORT={port}", "MONGARS_HOST=127.0.0.1")
-    ready = None
     with httpx.Client(base_url=base, timeout=10) as client:
-        while time.monotonic() - start < 180:
-            try:
-                ready = client.get("/ready")
-            except httpx.TransportError:
-                ready = None
-            if ready is not None and ready.status_code == 200:
-                break
-            state = _podman("inspect", "--format", "{{.State.Status}}", name).strip()
-            assert state == "running", _logs(name)
-            time.sleep(0.2)
-        assert ready is not None and ready.status_code == 200, _logs(name)
+        ready = wait_ready(client, name, start, 180)
         cold_start = time.monotonic() - start
         print(f"\ncold start to /ready 200: {cold_start:.1f} s")
         assert ready.json()["checks"] == {"database": True, "model": True}
         # The model prepared at build time is used as it is, not copied again.
-        assert "preparing" not in _logs(name)
+        assert "preparing" not in logs(name)
 
         # The server inside runs as uid 10001 and was given nothing but the image.
-        user = _podman("exec", name, "id", "-u").strip()
+        user = podman("exec", name, "id", "-u").strip()
         assert user == "10001"
 
         password = "correct horse battery staple"
-        _podman(
+        podman(
             "exec", "--env", f"MONGARS_NEW_PASSWORD={password}", name,
             "mongars", "users", "create", "tester",
         )  # fmt: skip
@@ -196,14 +146,14 @@ def test_image_serves_a_chat_with_the_embedded_model(image: str, container: list
         assert history.status_code == 200
         assert "capital of France" in json.dumps(history.json())
     # The image's HEALTHCHECK command itself (podman runs it on demand).
-    _podman("healthcheck", "run", name)
+    podman("healthcheck", "run", name)
     # What the build prepared is what the server used: the model in the data dir, the
     # ONNX exports (read-only, in the image) with the reference vectors the embedder (no
     # PyTorch in the image) checked them against.
-    models = _podman("exec", name, "ls", "/data/models").split()
+    models = podman("exec", name, "ls", "/data/models").split()
     assert "SmolLM2-135M-Instruct.Q4_1.gguf" in models
-    exports = _podman("exec", name, "ls", "/opt/models").split()
-    assert any(m.endswith("-int8.onnx") for m in exports)
+    exports = podman("exec", name, "ls", "/opt/models").split()
+    assert any(m.endswith("-int8u.onnx") for m in exports)
     assert any(m.endswith(".reference.json") for m in exports)
 
 
@@ -228,7 +178,7 @@ def test_image_serves_with_no_network_on_an_empty_data_dir(
     status = ""
     while time.monotonic() < deadline:
         done = subprocess.run(
-            [*_engine(), "exec", name, "python3", "-c", probe],
+            [*engine(), "exec", name, "python3", "-c", probe],
             capture_output=True,
             text=True,
             timeout=30,
@@ -237,14 +187,14 @@ def test_image_serves_with_no_network_on_an_empty_data_dir(
         if status == "200":
             break
         time.sleep(0.5)
-    assert status == "200", _logs(name)
-    links = _podman("exec", name, "python3", "-c", "import socket; print(socket.if_nameindex())")
+    assert status == "200", logs(name)
+    links = podman("exec", name, "python3", "-c", "import socket; print(socket.if_nameindex())")
     assert "eth" not in links  # only loopback inside
 
 
 @pytest.mark.slow
 def test_image_is_under_the_size_target_without_the_training_stack(image: str) -> None:
-    size = int(_podman("image", "inspect", "--format", "{{.Size}}", image).strip())
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", image).strip())
     print(f"\nimage size: {size / 1e6:.0f} MB")
     assert size < SIZE_TARGET
     # Serving runs without the training extra (the embedder on ONNX Runtime).
@@ -252,5 +202,5 @@ def test_image_is_under_the_size_target_without_the_training_stack(image: str) -
         "import importlib.util as u; print([m for m in ('torch', 'mlflow', 'peft') "
         "if u.find_spec(m)])"
     )
-    found = _podman("run", "--rm", "--network", "none", *_limits(), image, "python3", "-c", probe)
+    found = podman("run", "--rm", "--network", "none", *limits(), image, "python3", "-c", probe)
     assert found.strip() == "[]"
