@@ -339,6 +339,7 @@ class LlamaCppProvider(LLMProvider):
                     json.dumps(params.json_schema), verbose=False
                 )
                 stops = StopMatcher([])  # the grammar decides where the JSON ends
+            _evaluate_at_least_two(llm, prompt_tokens)
             for token in llm.generate(
                 prompt_tokens,
                 grammar=grammar,
@@ -407,3 +408,26 @@ class EdgeWhitespace:
         body = text.rstrip()
         self._held = text[len(body) :]
         return body
+
+
+def _evaluate_at_least_two(llm: Any, prompt: list[int]) -> None:
+    """Leave at least the prompt's last two tokens to be evaluated by ``generate``.
+
+    llama-cpp-python reuses the longest prefix of the previous prompt still in the KV
+    cache and evaluates only the rest; when nothing is left it replays the last token
+    alone. llama.cpp computes a single token on another kernel path than a batch, so
+    the logits differ slightly: on an AVX2 CPU here the same greedy request answered
+    "1. **Avoiding..." the first time and "Here are three tips..." the second. Two or
+    more tokens take the batch path a fresh prompt takes, and give its answer (checked
+    from 2 to 16 replayed tokens), keeping the reuse of the prefix.
+    """
+    cached = llm.n_tokens
+    if cached == 0:
+        return
+    same = 0
+    for a, b in zip(llm.input_ids[:cached], prompt, strict=False):
+        if a != b:
+            break
+        same += 1
+    if len(prompt) - same < 2:
+        llm.n_tokens = max(0, min(cached, len(prompt) - 2))

@@ -59,13 +59,16 @@ class Probe:
 
 
 # Questions SmolLM2-135M-Instruct (Q4_1) answers right when greedy, checked against the
-# base: it fails "the capital of France" (it answers in French) and "the largest planet".
+# base: it fails "the capital of France" (it answers in French) and "the largest planet",
+# and on an AVX2-only CPU (AMD EPYC) "What is 2 + 3?" (it says 6) and "What do bees
+# make?" (no honey in 64 tokens), replaced by "2 + 2" and "the opposite of day" (llama.cpp's
+# kernels differ by CPU, and a 135M model's greedy answers with them).
 PROBES = (
     Probe("What colour is the sky on a clear day?", "blue"),
     Probe("How many days are there in a week?", "seven|7"),
-    Probe("What is 2 + 3?", "five|5"),
+    Probe("What is 2 + 2?", "four|4"),
     Probe("What is the opposite of hot?", "cold"),
-    Probe("What do bees make?", "honey"),
+    Probe("What is the opposite of day?", "night"),
 )
 PARITY_TOLERANCE = 0.05  # relative, torch vs llama.cpp perplexity of the adapter
 

@@ -50,7 +50,10 @@ def test_two_replicas_serve_the_embedded_model_exactly(session: dict[str, Any]) 
     # Same code, same model: the same token counts and the same greedy answer.
     assert c["tokens_ray"] == c["tokens_embedded"] > 0
     assert c["message_tokens_equal"] and c["overhead_equal"]
-    assert c["text_ray"] == c["text_embedded"] and "Paris" in c["text_ray"]
+    # The same text, whatever it says: SmolLM2-135M's greedy answer to this question
+    # depends on the CPU's llama.cpp kernels ("Paris" on some, nonsense in French on an
+    # AVX2-only AMD EPYC), and the point here is that the replica computes exactly that.
+    assert c["text_ray"] == c["text_embedded"] and c["text_ray"].strip()
     assert c["logprob_max_diff"] < 1e-3
     assert c["completion_tokens"][0] == c["completion_tokens"][1]
     assert session["bad_request_status"] == 422
