@@ -92,7 +92,8 @@ def test_the_arm64_image_serves_a_chat_under_emulation(manifest: str, container:
     # Its programs are arm64 ones (run through qemu-user here).
     assert podman("exec", name, "uname", "-m").strip() == "aarch64"
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        ready = wait_ready(client, name, start, 600)
+        # about 8 min under qemu here: the embedder's reference check (ONNX Runtime)
+        ready = wait_ready(client, name, start, 1500)
         print(f"\narm64 under qemu: cold start to /ready 200 in {time.monotonic() - start:.0f} s")
         assert ready.json()["checks"] == {"database": True, "model": True}
         password = "correct horse battery staple"
