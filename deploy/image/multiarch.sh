@@ -47,8 +47,8 @@ if [ "$ENGINE" = docker ]; then
 fi
 
 if [ -n "${OFFLINE:-}" ]; then
-  ./base.sh
-  ./wheelhouse.sh
+  ./base.sh  # the build machine's own: the `build-deps`/`models` stages run on it
+  # (each run makes the host's wheels first, then that arch's if it is another one)
   for p in $PLATFORMS; do ARCH=${p#linux/} ./wheelhouse.sh; done
 fi
 engine manifest exists "$MANIFEST" 2>/dev/null && engine manifest rm "$MANIFEST" >/dev/null
