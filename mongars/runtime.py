@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,6 +27,31 @@ if TYPE_CHECKING:
     from mongars.scheduler.service import Scheduler
     from mongars.secrets import SecretsRefresher
     from mongars.training.setup import TrainingSystem
+
+
+class LoadMeter:
+    """Generations in progress as a decaying time average (time constant ``tau_s``).
+
+    A node that answers back to back still has short gaps between answers (saving the
+    turn, recalling memory); a snapshot taken in a gap says "idle". Peers choose where
+    to send work from this figure (max of now and the average), so it must not."""
+
+    def __init__(self, tau_s: float = 2.0, clock: Callable[[], float] = time.monotonic):
+        self.tau_s = tau_s
+        self.clock = clock
+        self._average = 0.0
+        self._value = 0  # generations in progress since ``_at``
+        self._at = clock()
+
+    def average(self) -> float:
+        now = self.clock()
+        decay = math.exp(-max(0.0, now - self._at) / self.tau_s)
+        return self._value + (self._average - self._value) * decay
+
+    def set(self, value: int) -> None:
+        self._average = self.average()
+        self._at = self.clock()
+        self._value = value
 
 
 @dataclass
@@ -53,12 +80,14 @@ class Runtime:
     # Answers being generated now in this process (the training worker yields to them).
     generating: int = 0
     generations_done: int = 0  # since start (peer telemetry's tasks_processed)
+    load: LoadMeter = field(default_factory=LoadMeter)  # ``generating``, averaged
     # Called with True when this process starts generating, False when it stops.
     busy_hooks: list[Callable[[bool], None]] = field(default_factory=list)
     _hub: GenerationHub | None = None
 
     def generation_started(self) -> None:
         self.generating += 1
+        self.load.set(self.generating)
         if self.generating == 1:
             for hook in self.busy_hooks:
                 hook(True)
@@ -66,6 +95,7 @@ class Runtime:
     def generation_ended(self) -> None:
         self.generating -= 1
         self.generations_done += 1
+        self.load.set(self.generating)
         if self.generating == 0:
             for hook in self.busy_hooks:
                 hook(False)

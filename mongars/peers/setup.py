@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 def local_load(runtime: Runtime) -> Telemetry:
     """What this process is doing now. The embedded model answers one request at a
     time, so its concurrency is 1; HTTP providers are counted the same way (a
-    conservative figure: they may serve more)."""
+    conservative figure: they may serve more). The load factor peers see is the
+    larger of the generations now and their recent average (``LoadMeter``)."""
     concurrency = 1
     adapter = None
     if runtime.adapters is not None:
@@ -28,7 +29,7 @@ def local_load(runtime: Runtime) -> Telemetry:
         queue_depth=max(0, runtime.generating - concurrency),
         active_workers=runtime.generating,
         concurrency=concurrency,
-        load_factor=runtime.generating / concurrency,
+        load_factor=max(runtime.generating, runtime.load.average()) / concurrency,
         tasks_processed=runtime.generations_done,
         models=[runtime.llm.model_id],
         adapter=adapter,
@@ -39,7 +40,8 @@ async def start_peers(runtime: Runtime) -> PeerMesh:
     identity = await asyncio.to_thread(NodeIdentity.load_or_create, runtime.settings.data_dir)
     mesh = PeerMesh(runtime.sessions, runtime.settings, identity, lambda: local_load(runtime))
     mesh.work = WorkServer(runtime, identity)
-    mesh.delegator = Delegator(mesh, local_load=lambda: local_load(runtime).load_factor)
+    # Whether to hand work away at all depends on this node's load now, not its average.
+    mesh.delegator = Delegator(mesh, local_load=lambda: runtime.generating)
     if "embed" in runtime.settings.peers.delegate:  # bulk embedding: memory, documents
         delegator = mesh.delegator
         if runtime.memory is not None:

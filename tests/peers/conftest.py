@@ -63,6 +63,8 @@ def node_env(data_dir: Path, url: str, **extra: str) -> dict[str, str]:
         MONGARS_SCHEDULER__ENABLED="false",
         MONGARS_EVOLUTION__ENABLED="false",
         MONGARS_LOG_LEVEL="info",
+        # Busy loops chat back to back; the default 30/minute would turn them into 429s.
+        MONGARS_RATE_LIMITS__CHAT="100000/minute",
         PYTHONPATH=str(ROOT),
     )
     env.update(extra)

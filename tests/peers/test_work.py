@@ -72,17 +72,27 @@ def _chat(node: Node, message: str) -> httpx.Response:
     return node.client.post("/api/v1/conversation/chat", json={"message": message})
 
 
-def _busy(node: Node, seconds: float) -> threading.Thread:
-    """Keep ``node`` generating (its load factor >= 1) for about ``seconds``."""
+class _busy:  # used like a function
+    """``loops`` clients chatting back to back with ``node`` for about ``seconds``.
 
-    def run() -> None:
+    One loop leaves gaps between answers (the turn is saved, memory recalled); two keep
+    a worker generating throughout, so its load factor stays >= 1 whenever D looks. D
+    itself gets one loop: a second would be handed to a worker and skew the choice."""
+
+    def __init__(self, node: Node, seconds: float, loops: int = 1) -> None:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            _chat(node, "keep busy")
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+        def run() -> None:
+            while time.monotonic() < deadline:
+                _chat(node, "keep busy")
+
+        self.threads = [threading.Thread(target=run, daemon=True) for _ in range(loops)]
+        for thread in self.threads:
+            thread.start()
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join()
 
 
 def _load(d: Node, w: Node) -> float:
@@ -92,7 +102,7 @@ def _load(d: Node, w: Node) -> float:
 def test_a_busy_node_hands_chat_to_the_least_loaded_peer(work: dict[str, Node]) -> None:
     d, w1, w2 = work["d"], work["w1"], work["w2"]
     # W2 busy, W1 idle: D, itself busy, must pick W1 (two choices, lower load wins).
-    busy_w2 = _busy(w2, 6)
+    busy_w2 = _busy(w2, 6, loops=2)
     _wait(lambda: _load(d, w2) >= 1.0)
     busy_d = _busy(d, 4)
     time.sleep(0.5)
@@ -112,7 +122,7 @@ def test_a_busy_node_hands_chat_to_the_least_loaded_peer(work: dict[str, Node]) 
 
 def test_a_spot_check_mismatch_quarantines_the_peer(work: dict[str, Node]) -> None:
     d, w1, w2 = work["d"], work["w1"], work["w2"]
-    busy_w1 = _busy(w1, 8)
+    busy_w1 = _busy(w1, 8, loops=2)
     _wait(lambda: _load(d, w1) >= 1.0 and _load(d, w2) < 1.0)
     busy_d = _busy(d, 4)
     time.sleep(0.5)
@@ -153,7 +163,7 @@ def test_a_peer_cut_before_its_first_token_falls_back_here(work: dict[str, Node]
     _wait(lambda: _peer(d, w1)["failures"] == 0 and _peer(d, w1)["healthy"])
     # W1 must be the pick: W2 is quarantined by now (test 3's chat went to it and its
     # spot check failed again), or else busy.
-    busy_w2 = _busy(w2, 6 if _peer(d, w2)["state"] == "paired" else 0)
+    busy_w2 = _busy(w2, 6 if _peer(d, w2)["state"] == "paired" else 0, loops=2)
     _wait(lambda: _peer(d, w2)["state"] == "quarantined" or _load(d, w2) >= 1.0)
     w1.proxy.faults.cut_after = 0  # the work request reaches nothing back
     busy_d = _busy(d, 3)
