@@ -1,4 +1,5 @@
-"""A scripted LLM provider for pipeline tests (every feature also has real-model tests)."""
+"""Test doubles: a scripted LLM provider for pipeline tests (every feature also has
+real-model tests) and a hand-moved clock."""
 
 from __future__ import annotations
 
@@ -68,3 +69,13 @@ class ScriptedLLM(LLMProvider):
         except (GeneratorExit, asyncio.CancelledError):  # closed or cancelled mid-answer
             self.closed_early = True
             raise
+
+
+class ManualClock:
+    """A clock the test moves by hand (``clock.now += 2``)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now

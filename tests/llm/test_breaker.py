@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from mongars.llm.breaker import BreakerState, CircuitBreaker
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import ManualClock as Clock
 
 
 def test_consecutive_failures_open_it_and_a_success_resets_the_count() -> None:
